@@ -36,9 +36,7 @@ class EmbeddedSinkConfig(StrictModel):
     path: str = Field(
         "{data_dir}/timeseries.db", description="SQLite file; '{data_dir}' is the data directory."
     )
-    raw_retention_days: float = Field(
-        7, gt=0, description="Keep raw samples this many days."
-    )
+    raw_retention_days: float = Field(7, gt=0, description="Keep raw samples this many days.")
     rollup_retention_days: float = Field(
         400, gt=0, description="Keep 1-minute rollups (min/max/mean/last) this many days."
     )

@@ -1,0 +1,139 @@
+"""Cross-reference checks on a validated site file.
+
+Pydantic checks each block on its own; these checks look across blocks:
+ids are unique, drivers name devices that exist, rules watch points that
+some driver produces (or that ``devices[].points`` declares), and a limit
+rule has a sensible high/low. Each problem points at the offending node.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from typing import Any
+
+from gateway.config.explain import suggest
+from gateway.config.problems import Problem
+from gateway.config.site import SiteConfig
+from gateway.config.yamlpos import Mark, format_path, iter_scalars, locate
+from gateway.driver import PointSpec
+
+__all__ = ["semantic_problems"]
+
+
+class _Checker:
+    def __init__(self, config: SiteConfig, tree: Any) -> None:
+        self.config = config
+        self.tree = tree
+        self.problems: list[Problem] = []
+
+    def add(self, path: tuple[Any, ...], message: str, hint: str = "") -> None:
+        found = locate(self.tree, path)
+        mark = found.mark
+        line, column, file = (mark.line, mark.column, mark.file) if mark else (0, 0, "")
+        self.problems.append(Problem(file, line, column, format_path(path), message, hint))
+
+    def shown(self, path: tuple[Any, ...], value: str) -> str:
+        """``'value'``, or a placeholder if the value came from the environment."""
+        mark = locate(self.tree, path).mark
+        return "(from the environment)" if mark and mark.from_env else repr(value)
+
+    def unique_ids(self, section: str, ids: list[str], what: str) -> None:
+        first: dict[str, int] = {}
+        for i, ident in enumerate(ids):
+            if ident in first:
+                at = _first_at(
+                    locate(self.tree, (section, first[ident], "id")).mark,
+                    locate(self.tree, (section, i, "id")).mark,
+                )
+                self.add(
+                    (section, i, "id"),
+                    f"duplicate {what} id {self.shown((section, i, 'id'), ident)} "
+                    f"(first defined at {at})",
+                    f"every {what} needs its own id",
+                )
+            else:
+                first[ident] = i
+
+    def driver_devices(self) -> None:
+        known = self.config.device_map()
+        for i, drv in enumerate(self.config.drivers):
+            for device in dict.fromkeys(drv.devices()):
+                if device in known:
+                    continue
+                path = self._find_value(("drivers", i), device)
+                name = self.shown(("drivers", i, "id"), drv.id)
+                self.add(
+                    path,
+                    f"driver {name} uses device {self.shown(path, device)}, "
+                    "which is not defined under devices:",
+                    suggest(device, known) + "add it under devices: or fix the id",
+                )
+
+    def _find_value(self, base: tuple[Any, ...], value: str) -> tuple[Any, ...]:
+        """The path of the first scalar equal to ``value`` below ``base`` (else ``base``)."""
+        node = locate(self.tree, base)
+        if not node.complete:
+            return base
+        sub: Any = self.tree
+        for part in base:
+            sub = sub[part]
+        for path, scalar, _mark in iter_scalars(sub, base):
+            if scalar == value:
+                return path
+        return base
+
+    def rules(self, produced: list[PointSpec]) -> None:
+        declared = {f"{d.id}.{p}" for d in self.config.devices for p in d.points}
+        concrete = sorted({s.point for s in produced if "*" not in s.point} | declared)
+        for i, rule in enumerate(self.config.rules):
+            at = ("rules", i)
+            device, dot, name = rule.point.partition(".")
+            if not dot or not device or not name:
+                self.add(
+                    (*at, "point"),
+                    f"point {self.shown((*at, 'point'), rule.point)} is not of the form "
+                    "'<device>.<point>'",
+                    "e.g. 'tx1.winding_temp_a'",
+                )
+            elif rule.point not in declared and not _produced(device, name, produced):
+                self.add(
+                    (*at, "point"),
+                    f"no driver produces point {self.shown((*at, 'point'), rule.point)}",
+                    suggest(rule.point, concrete)
+                    + "declare it under devices[].points if a driver learns it at run time",
+                )
+            if rule.high is None and rule.low is None:
+                rid = self.shown((*at, "id"), rule.id)
+                self.add(at, f"rule {rid} has neither 'high' nor 'low'", "set one or both")
+            elif rule.high is not None and rule.low is not None and rule.high <= rule.low:
+                self.add(
+                    (*at, "high"),
+                    f"high ({rule.high:g}) must be above low ({rule.low:g})",
+                    "swap them, or remove one",
+                )
+
+
+def _first_at(first: Mark | None, here: Mark | None) -> str:
+    if first is None:
+        return "earlier"
+    if here is not None and here.file == first.file:
+        return f"line {first.line}"
+    return f"{os.path.basename(first.file)}:{first.line}"
+
+
+def _produced(device: str, name: str, produced: Iterable[PointSpec]) -> bool:
+    return any(fnmatchcase(device, s.device) and fnmatchcase(name, s.name) for s in produced)
+
+
+def semantic_problems(config: SiteConfig, tree: Any) -> list[Problem]:
+    """Every cross-reference problem of a validated ``config`` (``tree``: its YAML)."""
+    c = _Checker(config, tree)
+    c.unique_ids("devices", [d.id for d in config.devices], "device")
+    c.unique_ids("drivers", [d.id for d in config.drivers], "driver")
+    c.unique_ids("rules", [r.id for r in config.rules], "rule")
+    c.driver_devices()
+    produced = [spec for drv in config.drivers for spec in drv.points()]
+    c.rules(produced)
+    return c.problems
