@@ -1,0 +1,138 @@
+"""The ``gateway`` command: run, check, demo, drivers, status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from gateway.i18n import t
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    help="Estate gateway: security and facilities monitoring for one site.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+SiteArg = Annotated[Path, typer.Argument(help="The site file (YAML).", show_default=False)]
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def check(site: SiteArg) -> None:
+    """Validate a site file: every error with file:line:column, or a summary."""
+    from gateway.config.check import run_check
+
+    code, text = run_check(site)
+    (console if code == 0 else err_console).print(text, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    site: SiteArg,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the gateway for a site until SIGTERM or Ctrl-C."""
+    from gateway.config.problems import ConfigError, format_problems
+    from gateway.config.loader import load_site
+    from gateway.registry import load_registry
+    from gateway.runtime import Gateway, GatewayError
+
+    _setup_logging(log_level)
+    registry = load_registry()
+    try:
+        loaded = load_site(site, registry)
+    except ConfigError as e:
+        err_console.print(t("run.config_error", "en"), markup=False)
+        err_console.print(format_problems(e.problems, site.parent), markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        gw = Gateway(loaded, registry)
+        logging.getLogger("gateway").info(
+            t("run.started", loaded.config.site.locale, site=loaded.config.site.id)
+        )
+        await gw.run(stop)
+
+    try:
+        asyncio.run(main())
+    except GatewayError as e:
+        err_console.print(f"gateway: {e}", markup=False)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def demo(
+    site: Annotated[Path, typer.Option(help="Site file of the simulated estate.")] = Path(
+        "config/demo-estate.yaml"
+    ),
+    data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its data.")] = Path(
+        "var/demo"
+    ),
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+) -> None:
+    """Run the gateway on a simulated estate (private Mosquitto, embedded storage)."""
+    from gateway.config.problems import ConfigError, format_problems
+    from gateway.demo import run_demo
+
+    _setup_logging(log_level)
+    try:
+        code = asyncio.run(run_demo(site, data_dir, duration, console))
+    except ConfigError as e:
+        err_console.print(format_problems(e.problems, site.parent), markup=False, highlight=False)
+        code = 1
+    raise typer.Exit(code)
+
+
+@app.command()
+def drivers() -> None:
+    """List the installed driver types, and those missing an optional dependency."""
+    from gateway.registry import load_registry
+
+    reg = load_registry()
+    for name, cls in sorted(reg.drivers.items()):
+        doc = (cls.__doc__ or "").strip().splitlines()
+        console.print(f"{name:<14} {doc[0] if doc else ''}", markup=False)
+    for name, why in sorted(reg.unavailable.items()):
+        console.print(f"{name:<14} unavailable: {why}", markup=False)
+
+
+@app.command()
+def status(
+    data_dir: Annotated[Path, typer.Option(help="The gateway's data directory.")] = Path("var"),
+) -> None:
+    """Print the running gateway's health and figures (from <data-dir>/status.json)."""
+    from gateway.metrics import read_status
+
+    path = data_dir / "status.json"
+    if not path.exists():
+        err_console.print(t("status.missing", "en", path=path), markup=False)
+        raise typer.Exit(1)
+    console.print_json(json.dumps(read_status(path), ensure_ascii=False))

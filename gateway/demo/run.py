@@ -1,0 +1,85 @@
+"""Run the gateway, a private broker and the simulated estate in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from gateway.config.loader import load_site
+from gateway.demo.broker import BrokerMissing, private_mosquitto
+from gateway.demo.live import LiveBoard
+from gateway.i18n import t
+from gateway.model import Alarm, Event, Reading
+from gateway.registry import load_registry
+from gateway.runtime import Gateway
+
+__all__ = ["DemoError", "run_demo"]
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+async def run_demo(
+    site_path: Path, data_dir: Path, duration: float | None, console: Console
+) -> int:
+    # The simulator is an MQTT client: import it only when the demo runs.
+    from drivers.mqtt.simulator import EstateSimulator, SimulatorSettings
+
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            port = await stack.enter_async_context(private_mosquitto(data_dir / "broker"))
+        except BrokerMissing:
+            console.print(f"[red]{t('demo.no_mosquitto', 'en')}[/red]")
+            console.print(t("demo.no_mosquitto", "zh-CN"))
+            return 2
+        env = {**os.environ, "DEMO_MQTT_PORT": str(port), "DEMO_DATA_DIR": str(data_dir)}
+        site = load_site(site_path, env=env)
+        loc = site.config.site.locale
+        gw = Gateway(site, load_registry(), metrics_interval=5)
+        board = LiveBoard(
+            gw.bus.subscribe("demo.board", (Reading, Event, Alarm), coalesce_readings=True),
+            gw.clock,
+            loc,
+            {p.point: p.unit for p in site.points},
+        )
+        sim = EstateSimulator(SimulatorSettings(port=port, site=site.config.site.id))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if duration is not None:
+            loop.call_later(duration, stop.set)
+
+        console.print(t("demo.broker", loc, port=port))
+        runner = asyncio.create_task(gw.run(stop))
+        sim_task = asyncio.create_task(sim.run())
+        title = t("demo.title", loc, site=site.config.site.name or site.config.site.id)
+        sink = site.config.storage.timeseries.sink.type
+        with Live(console=console, refresh_per_second=2, transient=False) as live:
+            while not stop.is_set() and not runner.done():
+                board.pull()
+                st = gw.writer.stats() if gw.writer else None
+                footer = t(
+                    "demo.footer",
+                    loc,
+                    points=len(board.latest),
+                    written=st.written if st else 0,
+                    sink=sink,
+                    pending=st.pending_points if st else 0,
+                )
+                live.update(board.render(title, footer))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+        console.print(t("demo.stopping", loc))
+        sim_task.cancel()
+        await asyncio.gather(sim_task, return_exceptions=True)
+        stop.set()
+        await runner
+        return 0

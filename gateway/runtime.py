@@ -1,0 +1,212 @@
+"""The gateway process: wires config, bus, storage, drivers and services.
+
+Start order: event store (migrations) -> time-series outbox and sink ->
+services (recorder, writer, metrics) -> drivers under the supervisor. Stop
+order is the reverse, so nothing a driver emitted in its last moment is lost:
+drivers stop, the bus is drained into the event store and the outbox, the
+writer delivers what it can within the grace period and leaves the rest in
+the durable outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+import psutil
+
+from gateway.bus import Bus
+from gateway.clock import Clock, SystemClock
+from gateway.config.loader import LoadedSite
+from gateway.context import RuntimeContext
+from gateway.health import DriverState, Health
+from gateway.metrics import MetricsReporter
+from gateway.model import Alarm, Event, Reading
+from gateway.recorder import EventRecorder
+from gateway.registry import DriverRegistry
+from gateway.storage.eventstore import EventStore
+from gateway.storage.outbox import Outbox
+from gateway.storage.sink import SeriesCatalog
+from gateway.storage.sinks import build_sink
+from gateway.storage.writer import TimeseriesWriter
+from gateway.supervisor import RestartPolicy, Supervisor
+
+__all__ = ["Gateway", "GatewayError"]
+
+log = logging.getLogger("gateway.runtime")
+
+
+class GatewayError(Exception):
+    """The gateway cannot start (a driver type missing, storage unusable)."""
+
+
+class Gateway:
+    def __init__(
+        self,
+        site: LoadedSite,
+        registry: DriverRegistry,
+        *,
+        clock: Clock | None = None,
+        policy: RestartPolicy = RestartPolicy(),
+        metrics_interval: float = 10.0,
+        shutdown_grace: float = 5.0,
+    ) -> None:
+        self.site = site
+        self.registry = registry
+        self.clock = clock or SystemClock()
+        self.bus = Bus()
+        self.health = Health(self.clock, self.bus.publish)
+        self.supervisor = Supervisor(self.clock, self.health, self.bus.publish, policy)
+        self._metrics_interval = metrics_interval
+        self._grace = shutdown_grace
+        self._services: list[asyncio.Task[None]] = []
+        self._contexts: list[RuntimeContext] = []
+        self.store: EventStore | None = None
+        self.writer: TimeseriesWriter | None = None
+        self.recorder: EventRecorder | None = None
+        self._started = False
+
+    # -- lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        cfg = self.site.config
+        drivers = [d for d in cfg.drivers if d.enabled]
+        missing = {d.type for d in drivers} - set(self.registry.drivers)
+        if missing:
+            why = "; ".join(f"{t}: {self.registry.unavailable.get(t, 'not installed')}" for t in missing)
+            raise GatewayError(f"driver types not available: {why}")
+        self.site.data_dir.mkdir(parents=True, exist_ok=True)
+
+        self.store = EventStore(self.site.resolve_url(cfg.storage.event_store.url))
+        await self.store.open()
+        # Subscribe the consumers of record before anything can publish.
+        self.recorder = EventRecorder(
+            self.bus.subscribe("recorder", (Event, Alarm), maxsize=10_000), self.store
+        )
+        ts = cfg.storage.timeseries
+        catalog = SeriesCatalog(
+            cfg.site.id, self.site.device_kinds(), {d.id: dict(d.tags) for d in cfg.devices}
+        )
+        sink = build_sink(ts.sink, catalog, self.site.resolve_path, self.clock)
+        outbox = Outbox(
+            self.site.resolve_path(ts.outbox_path),
+            max_items=_max_items(ts.outbox_max_points, ts.batch_size),
+        )
+        self.writer = TimeseriesWriter(
+            self.bus.subscribe("timeseries", (Reading,), maxsize=max(50_000, 4 * ts.batch_size)),
+            sink,
+            outbox,
+            ts,
+            self.site.points,
+            self.clock,
+        )
+        metrics = MetricsReporter(
+            self.bus,
+            self.health,
+            self.clock,
+            self.site.data_dir / "status.json",
+            self._figures,
+            self._metrics_interval,
+        )
+        self._spawn("recorder", self.recorder.run)
+        self._spawn("timeseries", self.writer.run)
+        self._spawn("metrics", metrics.run)
+
+        kinds = self.site.device_kinds()
+        for dcfg in cfg.drivers:
+            if not dcfg.enabled:
+                self.health.set_driver(dcfg.id, DriverState.DISABLED)
+                continue
+            cls = self.registry.drivers[dcfg.type]
+            ctx = RuntimeContext(
+                driver_id=dcfg.id,
+                site=cfg.site.id,
+                bus=self.bus,
+                clock=self.clock,
+                health=self.health,
+                data_dir=self.site.data_dir,
+                device_kinds=kinds,
+                owned_devices=dcfg.devices(),
+            )
+            self._contexts.append(ctx)
+            # A fresh driver object per (re)start: constructors do no I/O, and a
+            # crashed instance's state is not trusted.
+            self.supervisor.start(dcfg.id, _runner(cls, dcfg, ctx))
+        self._started = True
+        await self.bus.publish(
+            Event("gateway.started", "gateway", self.clock.time_ns(), {"drivers": len(drivers)})
+        )
+        log.info("gateway for site %s started with %d drivers", cfg.site.id, len(drivers))
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._started = False
+        await self.supervisor.stop()
+        for ctx in self._contexts:
+            await ctx.aclose()
+        await self.bus.publish(Event("gateway.stopped", "gateway", self.clock.time_ns()))
+        for t in self._services:
+            t.cancel()
+        await asyncio.gather(*self._services, return_exceptions=True)
+        if self.recorder is not None:
+            await self.recorder.drain()
+        if self.writer is not None:
+            await self.writer.stop(self._grace)
+        if self.store is not None:
+            await self.store.close()
+        self.bus.close()
+        log.info("gateway stopped")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set. A core service dying (the writer, the
+        recorder) is fatal: the gateway stops cleanly and raises, so the
+        process supervisor (systemd, Kubernetes) restarts it from the outbox."""
+        await self.start()
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait(
+                [stopper, *self._services], return_when=asyncio.FIRST_COMPLETED
+            )
+            failed = [t for t in done if t is not stopper]
+        finally:
+            stopper.cancel()
+            await self.stop()
+        if failed:
+            err = failed[0].exception() if not failed[0].cancelled() else None
+            raise GatewayError(f"{failed[0].get_name()} stopped: {err!r}")
+
+    # -- internals ------------------------------------------------------------
+    def _spawn(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
+        self._services.append(asyncio.create_task(fn(), name=f"service:{name}"))
+
+    def _figures(self) -> dict[str, float | int | bool | str]:
+        out: dict[str, float | int | bool | str] = {
+            "rss_mb": round(psutil.Process(os.getpid()).memory_info().rss / 2**20, 1),
+        }
+        if self.writer is not None:
+            st = self.writer.stats()
+            out.update(
+                ts_received=st.received,
+                ts_written=st.written,
+                ts_filtered=st.filtered_by_deadband,
+                ts_pending=st.pending_points,
+                ts_quarantined=st.quarantined,
+                ts_retries=st.retries,
+                ts_sink_up=st.sink_up,
+            )
+        if self.recorder is not None:
+            out["events_recorded"] = self.recorder.recorded
+        return out
+
+
+def _max_items(max_points: int, batch_size: int) -> int:
+    return max(1, max_points // batch_size)
+
+
+def _runner(cls: type, cfg: object, ctx: RuntimeContext) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        await cls(cfg).run(ctx)
+
+    return run
