@@ -1,0 +1,1 @@
+"""Alembic migrations of the event store (applied by :meth:`EventStore.open`)."""

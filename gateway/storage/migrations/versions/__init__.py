@@ -1,0 +1,1 @@
+"""Hand-written Alembic revisions, one per schema change (Alembic skips this file)."""
