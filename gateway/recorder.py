@@ -6,7 +6,7 @@ import logging
 
 from gateway.bus import BusClosed, Subscription
 from gateway.model import Alarm, Event
-from gateway.storage.eventstore import EventStore
+from gateway.storage.eventstore import EventStore, InvalidEvent
 
 __all__ = ["EventRecorder"]
 
@@ -21,6 +21,8 @@ class EventRecorder:
         self._sub = sub
         self._store = store
         self.recorded = 0
+        self.sanitized = 0  # events whose data the store refused, kept as text
+        self.dropped = 0  # events the store refuses outright (counted, logged, reported)
 
     async def run(self) -> None:
         while True:
@@ -28,14 +30,40 @@ class EventRecorder:
                 batch = await self._sub.get_batch(500)
             except BusClosed:
                 return
-            await self._store.append_many([self._as_event(m) for m in batch])
-            self.recorded += len(batch)
+            await self._store_batch(batch)
 
     async def drain(self) -> None:
         """Store whatever is still queued (at shutdown)."""
         while batch := self._sub.get_nowait(500):
-            await self._store.append_many([self._as_event(m) for m in batch])
-            self.recorded += len(batch)
+            await self._store_batch(batch)
+
+    async def _store_batch(self, batch: list[object]) -> None:
+        events = [self._as_event(m) for m in batch]
+        while True:
+            try:
+                await self._store.append_many(events)
+                break
+            except InvalidEvent as e:
+                bad = events[e.index]
+                if "store_error" in bad.data or not e.reason.startswith("data"):
+                    # Its type, source or time is unusable: nothing to salvage.
+                    log.error("event dropped, the store refuses it: %s (%r)", e.reason, bad)
+                    del events[e.index]
+                    self.dropped += 1
+                    continue
+                # A driver put something unstorable in the data (NaN, bytes, a NUL).
+                # Keep the event with its data as text rather than lose it or crash.
+                log.warning(
+                    "event %s from %s stored with data as text: %s", bad.type, bad.source, e.reason
+                )
+                events[e.index] = Event(
+                    bad.type,
+                    bad.source,
+                    bad.ts,
+                    {"unstorable_data": repr(dict(bad.data))[:4000], "store_error": e.reason},
+                )
+                self.sanitized += 1
+        self.recorded += len(events)
 
     @staticmethod
     def _as_event(msg: object) -> Event:

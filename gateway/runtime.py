@@ -198,6 +198,8 @@ class Gateway:
             )
         if self.recorder is not None:
             out["events_recorded"] = self.recorder.recorded
+            out["events_sanitized"] = self.recorder.sanitized
+            out["events_dropped"] = self.recorder.dropped
         return out
 
 
