@@ -43,7 +43,7 @@ def check(site: SiteArg) -> None:
     from gateway.config.check import run_check
 
     code, text = run_check(site)
-    (console if code == 0 else err_console).print(text, markup=False, highlight=False)
+    typer.echo(text, err=code != 0)  # plain lines: editors and grep parse file:line:col
     raise typer.Exit(code)
 
 
@@ -63,8 +63,8 @@ def run(
     try:
         loaded = load_site(site, registry)
     except ConfigError as e:
-        err_console.print(t("run.config_error", "en"), markup=False)
-        err_console.print(format_problems(e.problems, site.parent), markup=False, highlight=False)
+        typer.echo(t("run.config_error", "en"), err=True)
+        typer.echo(format_problems(e.problems, site.parent), err=True)
         raise typer.Exit(1) from None
 
     async def main() -> None:
@@ -106,7 +106,7 @@ def demo(
     try:
         code = asyncio.run(run_demo(site, data_dir, duration, console))
     except ConfigError as e:
-        err_console.print(format_problems(e.problems, site.parent), markup=False, highlight=False)
+        typer.echo(format_problems(e.problems, site.parent), err=True)
         code = 1
     raise typer.Exit(code)
 

@@ -61,11 +61,12 @@ class Gateway:
         self.supervisor = Supervisor(self.clock, self.health, self.bus.publish, policy)
         self._metrics_interval = metrics_interval
         self._grace = shutdown_grace
-        self._services: list[asyncio.Task[None]] = []
+        self._services: dict[str, asyncio.Task[None]] = {}
         self._contexts: list[RuntimeContext] = []
         self.store: EventStore | None = None
         self.writer: TimeseriesWriter | None = None
         self.recorder: EventRecorder | None = None
+        self.metrics: MetricsReporter | None = None
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -74,7 +75,9 @@ class Gateway:
         drivers = [d for d in cfg.drivers if d.enabled]
         missing = {d.type for d in drivers} - set(self.registry.drivers)
         if missing:
-            why = "; ".join(f"{t}: {self.registry.unavailable.get(t, 'not installed')}" for t in missing)
+            why = "; ".join(
+                f"{t}: {self.registry.unavailable.get(t, 'not installed')}" for t in missing
+            )
             raise GatewayError(f"driver types not available: {why}")
         self.site.data_dir.mkdir(parents=True, exist_ok=True)
 
@@ -101,7 +104,7 @@ class Gateway:
             self.site.points,
             self.clock,
         )
-        metrics = MetricsReporter(
+        self.metrics = metrics = MetricsReporter(
             self.bus,
             self.health,
             self.clock,
@@ -147,13 +150,19 @@ class Gateway:
         for ctx in self._contexts:
             await ctx.aclose()
         await self.bus.publish(Event("gateway.stopped", "gateway", self.clock.time_ns()))
-        for t in self._services:
+        writer_task = self._services.pop("timeseries", None)
+        for t in self._services.values():
             t.cancel()
-        await asyncio.gather(*self._services, return_exceptions=True)
+        await asyncio.gather(*self._services.values(), return_exceptions=True)
+        if self.metrics is not None:
+            await self.metrics.report_once()  # the final figures and driver states
         if self.recorder is not None:
             await self.recorder.drain()
-        if self.writer is not None:
+        if self.writer is not None and writer_task is not None:
+            # Not cancelled: stop() lets the writer take what the bus still holds,
+            # commit it to the outbox and deliver for up to the grace period.
             await self.writer.stop(self._grace)
+            await asyncio.gather(writer_task, return_exceptions=True)
         if self.store is not None:
             await self.store.close()
         self.bus.close()
@@ -167,7 +176,7 @@ class Gateway:
         stopper = asyncio.create_task(stop.wait())
         try:
             done, _ = await asyncio.wait(
-                [stopper, *self._services], return_when=asyncio.FIRST_COMPLETED
+                [stopper, *self._services.values()], return_when=asyncio.FIRST_COMPLETED
             )
             failed = [t for t in done if t is not stopper]
         finally:
@@ -179,7 +188,7 @@ class Gateway:
 
     # -- internals ------------------------------------------------------------
     def _spawn(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
-        self._services.append(asyncio.create_task(fn(), name=f"service:{name}"))
+        self._services[name] = asyncio.create_task(fn(), name=f"service:{name}")
 
     def _figures(self) -> dict[str, float | int | bool | str]:
         out: dict[str, float | int | bool | str] = {
