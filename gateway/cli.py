@@ -53,8 +53,8 @@ def run(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run the gateway for a site until SIGTERM or Ctrl-C."""
-    from gateway.config.problems import ConfigError, format_problems
     from gateway.config.loader import load_site
+    from gateway.config.problems import ConfigError, format_problems
     from gateway.registry import load_registry
     from gateway.runtime import Gateway, GatewayError
 

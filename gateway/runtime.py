@@ -49,7 +49,7 @@ class Gateway:
         registry: DriverRegistry,
         *,
         clock: Clock | None = None,
-        policy: RestartPolicy = RestartPolicy(),
+        policy: RestartPolicy | None = None,
         metrics_interval: float = 10.0,
         shutdown_grace: float = 5.0,
     ) -> None:
@@ -58,7 +58,9 @@ class Gateway:
         self.clock = clock or SystemClock()
         self.bus = Bus()
         self.health = Health(self.clock, self.bus.publish)
-        self.supervisor = Supervisor(self.clock, self.health, self.bus.publish, policy)
+        self.supervisor = Supervisor(
+            self.clock, self.health, self.bus.publish, policy or RestartPolicy()
+        )
         self._metrics_interval = metrics_interval
         self._grace = shutdown_grace
         self._services: dict[str, asyncio.Task[None]] = {}

@@ -42,13 +42,13 @@ class Supervisor:
         clock: Clock,
         health: Health,
         emit: Callable[[Event], Awaitable[None]],
-        policy: RestartPolicy = RestartPolicy(),
+        policy: RestartPolicy | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self._clock = clock
         self._health = health
         self._emit = emit
-        self._policy = policy
+        self._policy = policy or RestartPolicy()
         self._rng = rng or random.Random()
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
@@ -134,7 +134,7 @@ class Supervisor:
         for t in tasks:
             t.cancel()
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=timeout)
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
             for t in pending:
                 log.error("task %s did not stop within %.0f s", t.get_name(), timeout)
         self._tasks.clear()

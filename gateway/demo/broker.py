@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import shutil
 import socket
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,17 +16,25 @@ class BrokerMissing(RuntimeError):
     pass
 
 
-def _free_port() -> int:
+def _prepare(workdir: Path) -> tuple[str, int, Path]:
+    """Find the binary, pick a port and write the config (blocking, run in a thread)."""
+    binary = shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto")
+    if binary is None:
+        raise BrokerMissing("mosquitto")
+    workdir.mkdir(parents=True, exist_ok=True)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        port = int(s.getsockname()[1])
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    return binary, port, conf
 
 
-async def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+async def _wait_listening(port: int, proc: asyncio.subprocess.Process, within: float) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + within
     while loop.time() < deadline:
-        if proc.poll() is not None:
+        if proc.returncode is not None:
             raise RuntimeError(f"mosquitto exited with code {proc.returncode}")
         try:
             _, w = await asyncio.open_connection("127.0.0.1", port)
@@ -36,29 +43,28 @@ async def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: flo
             continue
         w.close()
         return
-    raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{port} within {timeout} s")
+    raise RuntimeError(f"mosquitto did not listen on 127.0.0.1:{port} within {within} s")
 
 
 @contextlib.asynccontextmanager
 async def private_mosquitto(workdir: Path) -> AsyncIterator[int]:
     """Run Mosquitto on 127.0.0.1 (loopback only) and yield its port."""
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    binary, port, conf = await asyncio.to_thread(_prepare, workdir)
+    proc = await asyncio.create_subprocess_exec(
+        binary,
+        "-c",
+        str(conf),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
-    if binary is None:
-        raise BrokerMissing("mosquitto")
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-    with open(workdir / "mosquitto.log", "wb") as log:
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            await _wait_listening(port, proc)
-            yield port
-        finally:
+    try:
+        await _wait_listening(port, proc, within=10)
+        yield port
+    finally:
+        if proc.returncode is None:
             proc.terminate()
             try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
                 proc.kill()
+                await proc.wait()

@@ -35,7 +35,9 @@ async def test_sleepers_wake_in_deadline_order_and_time_ns_follows() -> None:
     await clock.advance(2.5)
     assert order == ["a", "b"]
     assert clock.monotonic() == 2.5
-    assert clock.time_ns() == int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e9) + 2_500_000_000
+    assert (
+        clock.time_ns() == int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1e9) + 2_500_000_000
+    )
     await clock.advance(1)
     assert order == ["a", "b", "c"]
     await asyncio.gather(*tasks)

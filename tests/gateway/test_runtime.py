@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -11,13 +12,13 @@ from pydantic import Field
 
 from gateway.clock import SystemClock
 from gateway.config.loader import load_site
+from gateway.config.storage import EmbeddedSinkConfig
 from gateway.driver import Driver, DriverConfig, DriverContext, PointSpec
 from gateway.model import Event, Reading
 from gateway.registry import DriverRegistry
 from gateway.runtime import Gateway
 from gateway.storage.embedded import EmbeddedSink
 from gateway.supervisor import RestartPolicy
-from gateway.config.storage import EmbeddedSinkConfig
 
 
 class CounterConfig(DriverConfig):
@@ -75,9 +76,9 @@ storage:
 """
 
 
-async def wait_until(cond, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_until(cond: Callable[[], bool], within: float = 20.0) -> None:
     loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
+    end = loop.time() + within
     while not cond():
         assert loop.time() < end, "timed out"
         await asyncio.sleep(0.02)

@@ -1,6 +1,7 @@
 """Supervisor: restart with backoff, crash events, restart limit, clean stop."""
 
 import asyncio
+import itertools
 import random
 
 from gateway.clock import ManualClock
@@ -30,7 +31,7 @@ async def test_crashing_task_restarts_with_growing_backoff() -> None:
 
     sup.start("modbus1", flaky)
     await clock.advance(60)
-    gaps = [b - a for a, b in zip(runs, runs[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
     assert len(runs) >= 6
     assert all(0.5 <= g <= 8 for g in gaps)
     assert max(gaps[-3:]) > max(gaps[:2])  # backoff grew
@@ -42,7 +43,9 @@ async def test_crashing_task_restarts_with_growing_backoff() -> None:
 
 
 async def test_restart_limit_marks_failed_and_stops_retrying() -> None:
-    sup, health, events, clock = make(RestartPolicy(backoff_min=0.1, backoff_max=0.1, max_restarts=3))
+    sup, health, events, clock = make(
+        RestartPolicy(backoff_min=0.1, backoff_max=0.1, max_restarts=3)
+    )
     count = 0
 
     async def broken() -> None:
