@@ -96,7 +96,8 @@ class Gateway:
         sink = build_sink(ts.sink, catalog, self.site.resolve_path, self.clock)
         outbox = Outbox(
             self.site.resolve_path(ts.outbox_path),
-            max_items=_max_items(ts.outbox_max_points, ts.batch_size),
+            max_count=ts.outbox_max_points,
+            clock=self.clock,
         )
         self.writer = TimeseriesWriter(
             self.bus.subscribe("timeseries", (Reading,), maxsize=max(50_000, 4 * ts.batch_size)),
@@ -212,10 +213,6 @@ class Gateway:
             out["events_sanitized"] = self.recorder.sanitized
             out["events_dropped"] = self.recorder.dropped
         return out
-
-
-def _max_items(max_points: int, batch_size: int) -> int:
-    return max(1, max_points // batch_size)
 
 
 def _runner(cls: type, cfg: object, ctx: RuntimeContext) -> Callable[[], Awaitable[None]]:

@@ -159,3 +159,22 @@ async def test_statuses_the_real_server_cannot_be_made_to_give() -> None:
     assert method == "POST" and path.startswith("/write?") and "precision=ns" in path
     assert auth == "Basic " + base64.b64encode(b"gw:s3cret").decode()
     assert body == f"k,device=d,kind=k,site=estate v=1.0 {TS}".encode()
+
+
+async def test_a_refused_create_database_is_logged_and_writing_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with scripted_server() as srv:
+        sink = make_sink(srv.url, "db", "k", username="gw")
+        srv.answer(
+            200,
+            '{"results":[{"statement_id":0,"error":"error authorizing query: gw not '
+            "authorized to execute statement 'CREATE DATABASE', requires admin privilege\"}]}",
+        )
+        try:
+            await sink.start()
+            await sink.write([Reading("d.v", 1.0, TS)])
+        finally:
+            await sink.close()
+    assert "cannot create database 'db'" in caplog.text
+    assert [r[1].split("?")[0] for r in srv.requests] == ["/query", "/write"]

@@ -41,9 +41,10 @@ def test_all_good_quality_is_not_stored_per_reading() -> None:
     assert len(payload) < 100 * 12
 
 
-def test_a_value_json_cannot_hold_is_a_codec_error() -> None:
+@pytest.mark.parametrize("value", [object(), {"a": 1}, [1, 2], None, b"bytes"])
+def test_a_value_that_is_not_a_point_value_is_a_codec_error(value: object) -> None:
     with pytest.raises(codec.CodecError):
-        codec.encode([Reading("d.p", object(), 1)])  # type: ignore[arg-type]
+        codec.encode([Reading("d.p", 1.0, 1), Reading("d.p", value, 2)])  # type: ignore[arg-type]
 
 
 GOOD = codec.encode([Reading("d.p", 1.0, 1), Reading("d.q", 2.0, 2)])

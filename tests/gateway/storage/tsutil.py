@@ -7,7 +7,7 @@ import itertools
 import json
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,3 +119,13 @@ async def scripted_server() -> AsyncIterator[Scripted]:
         yield s
     finally:
         await runner.cleanup()
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 30.0, what: str = "it") -> None:
+    """Poll ``check`` on real time (a generous limit, never a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
