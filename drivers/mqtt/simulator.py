@@ -17,7 +17,6 @@ so a demo shows something worth looking at.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import math
@@ -131,4 +130,3 @@ class EstateSimulator:
 
 def _json(**fields: object) -> bytes:
     return json.dumps(fields, ensure_ascii=False).encode()
-

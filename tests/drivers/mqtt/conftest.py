@@ -1,0 +1,184 @@
+"""Shared pieces of the MQTT driver tests: a real runtime context around a
+driver task, a collector on the bus, a publisher, and a private Mosquitto
+for the tests that stop or restart the broker (the session one is shared
+with other tests and must stay up)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from gateway.bus import Bus, Subscription
+from gateway.clock import SystemClock
+from gateway.context import RuntimeContext
+from gateway.driver import Driver
+from gateway.health import Health
+from gateway.model import Event, Message, Reading
+from tests.fixtures.servers import Server, _need, _tcp_open, free_port
+
+log = logging.getLogger("tests.mqtt")
+
+
+def unique_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Harness:
+    bus: Bus
+    ctx: RuntimeContext
+    sub: Subscription
+    seen: list[Message] = field(default_factory=list)
+
+    def pump(self) -> None:
+        self.seen.extend(self.sub.get_nowait(100_000))
+
+    def readings(self) -> list[Reading]:
+        self.pump()
+        return [m for m in self.seen if isinstance(m, Reading)]
+
+    def events(self, type_: str | None = None) -> list[Event]:
+        self.pump()
+        return [m for m in self.seen if isinstance(m, Event) and type_ in (None, m.type)]
+
+    async def until(
+        self, check: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+    ) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.pump()
+            result = check()
+            if result:
+                return result
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; seen {self.seen!r}")
+
+
+@contextlib.asynccontextmanager
+async def running(
+    driver: Driver, data_dir: Path, *, site: str = "test-site", driver_id: str | None = None
+) -> AsyncIterator[Harness]:
+    """Run ``driver`` in a real RuntimeContext; everything on the bus is collected."""
+    bus = Bus()
+    clock = SystemClock()
+    health = Health(clock, bus.publish)
+    sub = bus.subscribe("test-collector", maxsize=1_000_000)
+    ctx = RuntimeContext(
+        driver_id=driver_id or driver.config.id,
+        site=site,
+        bus=bus,
+        clock=clock,
+        health=health,
+        data_dir=data_dir,
+        device_kinds={},
+    )
+    h = Harness(bus, ctx, sub)
+    task = asyncio.create_task(driver.run(ctx), name=f"driver-{driver.config.id}")
+    try:
+        yield h
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await ctx.aclose()
+        bus.close()
+
+
+@contextlib.asynccontextmanager
+async def publisher(port: int, **kwargs: Any) -> AsyncIterator[aiomqtt.Client]:
+    async with aiomqtt.Client("127.0.0.1", port, logger=log, **kwargs) as client:
+        yield client
+
+
+def mosquitto_conf(port: int, extra: str = "") -> str:
+    return (
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence false\n"
+        "max_queued_messages 100000\n"
+        "log_dest stdout\n" + extra
+    )
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+class Watcher:
+    """A test subscriber that records everything under a topic filter."""
+
+    def __init__(self, port: int, topic: str, *, qos: int = 1, **kwargs: Any) -> None:
+        self.port, self.topic, self.qos, self.kwargs = port, topic, qos, kwargs
+        self.got: list[Received] = []
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def __aenter__(self) -> Watcher:
+        self._task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self._ready.wait(), 10)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client("127.0.0.1", self.port, logger=log, **self.kwargs) as c:
+                    await c.subscribe(self.topic, self.qos)
+                    self._ready.set()
+                    async for m in c.messages:
+                        assert isinstance(m.payload, bytes)
+                        self.got.append(Received(m.topic.value, m.payload, m.retain))
+            except aiomqtt.MqttError:
+                await asyncio.sleep(0.05)  # the broker restarts: come back
+
+    def payloads(self, suffix: str = "") -> list[bytes]:
+        return [r.payload for r in self.got if r.topic.endswith(suffix)]
+
+    async def until(self, check: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = check()
+            if result:
+                return result
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}; got {self.got!r}")
+
+
+@pytest.fixture
+def own_mosquitto(tmp_path: Path) -> Iterator[Server]:
+    """A private broker this test may stop and restart. It persists sessions
+    (saved on a clean stop), so a subscriber's queued QoS 1 messages survive
+    a restart the way they do on a production broker."""
+    binary = _need("mosquitto")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    conf.write_text(
+        mosquitto_conf(port).replace("persistence false\n", "")
+        + f"persistence true\npersistence_location {tmp_path}/\n"
+        # Run as root, mosquitto switches to user "mosquitto", which could not
+        # write its database into this test's directory.
+        + f"user {getpass.getuser()}\n"
+    )
+    srv = Server("mosquitto", [binary, "-c", str(conf)], port, tmp_path, lambda: _tcp_open(port))
+    srv.start()
+    yield srv
+    srv.stop()
