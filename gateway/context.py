@@ -39,6 +39,7 @@ class RuntimeContext:
         self._owned = frozenset(owned_devices)
         self._outboxes: dict[str, Outbox] = {}
         self._commands: Subscription | None = None
+        self._subs: dict[str, Subscription] = {}
 
     async def emit(self, msg: Reading | Event) -> None:
         await self.bus.publish(msg)
@@ -58,15 +59,26 @@ class RuntimeContext:
     def subscribe(
         self, name: str, kinds: Iterable[type], *, coalesce_readings: bool = False
     ) -> Subscription:
-        return self.bus.subscribe(
+        """A named subscription; a restarted driver asking again for the same
+        name gets the same one back, with what queued up meanwhile."""
+        kinds = tuple(kinds)
+        old = self._subs.get(name)
+        if old is not None and old.kinds == kinds and old.coalesce_readings == coalesce_readings:
+            return old
+        if old is not None:
+            self.bus.unsubscribe(old)
+        sub = self._subs[name] = self.bus.subscribe(
             f"{self.driver_id}.{name}", kinds, coalesce_readings=coalesce_readings
         )
+        return sub
 
     def outbox(self, name: str) -> Outbox:
         box = self._outboxes.get(name)
         if box is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            box = self._outboxes[name] = Outbox(self.data_dir / f"outbox-{self.driver_id}-{name}.db")
+            box = self._outboxes[name] = Outbox(
+                self.data_dir / f"outbox-{self.driver_id}-{name}.db"
+            )
         return box
 
     def device_kind(self, device: str) -> str:
@@ -77,6 +89,9 @@ class RuntimeContext:
         if self._commands is not None:
             self.bus.unsubscribe(self._commands)
             self._commands = None
+        for sub in self._subs.values():
+            self.bus.unsubscribe(sub)
+        self._subs.clear()
         for box in self._outboxes.values():
             await box.close()
         self._outboxes.clear()

@@ -115,4 +115,3 @@ class Driver(ABC):
 
     @abstractmethod
     async def run(self, ctx: DriverContext) -> None: ...
-

@@ -37,7 +37,6 @@ Value: TypeAlias = float | int | bool | str
 open or closed; a pump reports a fault text)."""
 
 
-
 class Quality(enum.StrEnum):
     """OPC-style quality of a reading."""
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from gateway.bus import BusClosed, Subscription
-from gateway.model import Alarm, Event
+from gateway.model import Alarm, Event, Message
 from gateway.storage.eventstore import EventStore, InvalidEvent
 
 __all__ = ["EventRecorder"]
@@ -37,7 +38,7 @@ class EventRecorder:
         while batch := self._sub.get_nowait(500):
             await self._store_batch(batch)
 
-    async def _store_batch(self, batch: list[object]) -> None:
+    async def _store_batch(self, batch: Sequence[Message]) -> None:
         events = [self._as_event(m) for m in batch]
         while True:
             try:

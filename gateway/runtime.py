@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import psutil
 
@@ -190,7 +191,7 @@ class Gateway:
             raise GatewayError(f"{failed[0].get_name()} stopped: {err!r}")
 
     # -- internals ------------------------------------------------------------
-    def _spawn(self, name: str, fn: Callable[[], Awaitable[None]]) -> None:
+    def _spawn(self, name: str, fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._services[name] = asyncio.create_task(fn(), name=f"service:{name}")
 
     def _figures(self) -> dict[str, float | int | bool | str]:

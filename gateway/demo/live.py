@@ -43,7 +43,11 @@ class LiveBoard:
         now = self._clock.time_ns()
         for point in sorted(self.latest):
             r = self.latest[point]
-            value = f"{r.value:.3f}".rstrip("0").rstrip(".") if isinstance(r.value, float) else str(r.value)
+            value = (
+                f"{r.value:.3f}".rstrip("0").rstrip(".")
+                if isinstance(r.value, float)
+                else str(r.value)
+            )
             table.add_row(point, value, self._units.get(point, ""), f"{(now - r.ts) / 1e9:.0f} s")
         lines = [Text(t("demo.events", loc), style="bold")]
         for e in reversed(self.events):
