@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from gateway.i18n import t
+from gateway.loop import run as run_loop
 
 __all__ = ["app"]
 
@@ -79,7 +80,7 @@ def run(
         await gw.run(stop)
 
     try:
-        asyncio.run(main())
+        run_loop(main())
     except GatewayError as e:
         err_console.print(f"gateway: {e}", markup=False)
         raise typer.Exit(1) from None
@@ -104,7 +105,7 @@ def demo(
 
     _setup_logging(log_level)
     try:
-        code = asyncio.run(run_demo(site, data_dir, duration, console))
+        code = run_loop(run_demo(site, data_dir, duration, console))
     except ConfigError as e:
         typer.echo(format_problems(e.problems, site.parent), err=True)
         code = 1
