@@ -40,7 +40,7 @@ from gateway.config.loader import load_site
 from gateway.loop import run as run_loop
 from gateway.registry import load_registry
 from gateway.runtime import Gateway
-from tests.fixtures.servers import Server, free_port
+from tests.fixtures.servers import influxd_server
 
 VALUES = ("t", "h")
 
@@ -149,24 +149,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker, mport = start_broker(tmp)
-        iport, rpc = free_port(), free_port()
-        (tmp / "i.conf").write_text(
-            f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc}"\n'
-            f'[meta]\n  dir = "{tmp}/meta"\n[data]\n  dir = "{tmp}/data"\n'
-            f'  wal-dir = "{tmp}/wal"\n  query-log-enabled = false\n'
-            "[monitor]\n  store-enabled = false\n"
-            f'[http]\n  bind-address = "127.0.0.1:{iport}"\n  log-enabled = false\n'
-            '[logging]\n  level = "error"\n'
-        )
-        influx = Server(
-            "influxd",
-            ["influxd", "-config", str(tmp / "i.conf")],
-            iport,
-            tmp,
-            lambda: _http_ok(f"http://127.0.0.1:{iport}/ping"),
-        )
+        influx = influxd_server(tmp, max_body_size=25_000_000)
         influx.start()
-        url = f"http://127.0.0.1:{iport}"
+        url = influx.url
         try:
             print(f"burst: {n} messages x ~{len(data[0])} bytes JSON, {len(VALUES)} values each")
             register("raw", mport)
@@ -198,14 +183,6 @@ def main() -> None:
 
 def _ts_depth(gw: Gateway) -> int:
     return sum(s.depth for s in gw.bus.stats() if s.name == "timeseries")
-
-
-def _http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 if __name__ == "__main__":

@@ -38,8 +38,7 @@ from gateway.storage.lineprotocol import LineFormatter
 from gateway.storage.outbox import Outbox
 from gateway.storage.sink import SeriesCatalog
 from gateway.storage.writer import RetryPolicy, TimeseriesWriter
-from tests.fixtures.servers import Server, free_port
-from tests.fixtures.servers import _http_ok as http_ok
+from tests.fixtures.servers import Server, free_port, influxd_server
 
 POINTS = 200  # 20 devices x 10 points
 BATCH = 5000
@@ -48,34 +47,7 @@ SECOND = 1_000_000_000
 
 
 def start_influxd(workdir: Path) -> Server:
-    port, rpc = free_port(), free_port()
-    conf = workdir / "influxdb.conf"
-    conf.write_text(
-        f"""reporting-disabled = true
-bind-address = "127.0.0.1:{rpc}"
-[meta]
-  dir = "{workdir}/meta"
-[data]
-  dir = "{workdir}/data"
-  wal-dir = "{workdir}/wal"
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = "127.0.0.1:{port}"
-  log-enabled = false
-  max-body-size = 4000000
-[logging]
-  level = "warn"
-"""
-    )
-    srv = Server(
-        "influxdb1",
-        ["influxd", "-config", str(conf)],
-        port,
-        workdir,
-        lambda: http_ok(f"http://127.0.0.1:{port}/ping"),
-    )
+    srv = influxd_server(workdir)
     srv.start()
     return srv
 

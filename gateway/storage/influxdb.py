@@ -29,8 +29,8 @@ from influxdb_client.rest import ApiException
 from gateway.config.storage import InfluxDBSinkConfig
 from gateway.model import Reading
 from gateway.storage.influxerrors import error_for_status
-from gateway.storage.lineprotocol import Encoded, LineFormatter
-from gateway.storage.sink import PointsRejected, SeriesCatalog, SinkUnavailable
+from gateway.storage.lineprotocol import PreparedLines
+from gateway.storage.sink import SeriesCatalog, SinkUnavailable
 
 __all__ = ["InfluxDBSink"]
 
@@ -53,8 +53,7 @@ class InfluxDBSink:
     def __init__(self, config: InfluxDBSinkConfig, catalog: SeriesCatalog) -> None:
         self.config = config
         self.catalog = catalog
-        self.formatter = LineFormatter(catalog)
-        self._ahead: tuple[Sequence[Reading], Encoded] | None = None
+        self.lines = PreparedLines(catalog)
         self._client: Any = None  # InfluxDBClientAsync (untyped library)
         self._write: Any = None
         self._auth_failed = False
@@ -81,24 +80,11 @@ class InfluxDBSink:
             await client.close()
 
     def prepare(self, readings: Sequence[Reading]) -> None:
-        """Format ``readings`` now, ahead of the :meth:`write` of the same list.
-
-        The writer calls this while the previous request waits on the server.
-        """
-        self._ahead = (readings, self.formatter.format(readings))
+        """Format ``readings`` now, ahead of the :meth:`write` of the same list."""
+        self.lines.prepare(readings)
 
     async def write(self, readings: Sequence[Reading]) -> None:
-        ahead, self._ahead = self._ahead, None
-        enc = ahead[1] if ahead is not None and ahead[0] is readings else None
-        if enc is None:
-            enc = self.formatter.format(readings)
-        if enc.rejects:
-            first = enc.rejects[0]
-            raise PointsRejected(
-                f"{len(enc.rejects)} reading(s) cannot be written as line protocol, "
-                f"first #{first.index}: {first.reason}",
-                [r.index for r in enc.rejects],
-            )
+        enc = self.lines.take(readings)
         await self.start()
         try:
             ok = await self._write.write(

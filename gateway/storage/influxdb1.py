@@ -32,10 +32,9 @@ import aiohttp
 from gateway.config.storage import InfluxDB1SinkConfig
 from gateway.model import Reading
 from gateway.storage.influxerrors import error_for_status
-from gateway.storage.lineprotocol import Encoded, LineFormatter
+from gateway.storage.lineprotocol import PreparedLines
 from gateway.storage.sink import (
     BatchTooLarge,
-    PointsRejected,
     SeriesCatalog,
     SinkError,
     SinkUnavailable,
@@ -63,8 +62,7 @@ class InfluxDB1Sink:
     def __init__(self, config: InfluxDB1SinkConfig, catalog: SeriesCatalog) -> None:
         self.config = config
         self.catalog = catalog
-        self.formatter = LineFormatter(catalog)
-        self._ahead: tuple[Sequence[Reading], Encoded] | None = None
+        self.lines = PreparedLines(catalog)
         self._base = config.url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
         self._params = {"db": config.database, "precision": "ns"}
@@ -116,24 +114,11 @@ class InfluxDB1Sink:
             )
 
     def prepare(self, readings: Sequence[Reading]) -> None:
-        """Format ``readings`` now, ahead of the :meth:`write` of the same list.
-
-        The writer calls this while the previous request waits on the server.
-        """
-        self._ahead = (readings, self.formatter.format(readings))
+        """Format ``readings`` now, ahead of the :meth:`write` of the same list."""
+        self.lines.prepare(readings)
 
     async def write(self, readings: Sequence[Reading]) -> None:
-        ahead, self._ahead = self._ahead, None
-        enc = ahead[1] if ahead is not None and ahead[0] is readings else None
-        if enc is None:
-            enc = self.formatter.format(readings)
-        if enc.rejects:
-            first = enc.rejects[0]
-            raise PointsRejected(
-                f"{len(enc.rejects)} reading(s) cannot be written as line protocol, "
-                f"first #{first.index}: {first.reason}",
-                [r.index for r in enc.rejects],
-            )
+        enc = self.lines.take(readings)
         body = enc.body
         try:
             async with self._http().post(

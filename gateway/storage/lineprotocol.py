@@ -40,12 +40,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.model import Reading
-from gateway.storage.sink import SeriesCatalog
+from gateway.storage.sink import PointsRejected, SeriesCatalog
 
 __all__ = [
     "Encoded",
     "LineFormatter",
     "LineProtocolError",
+    "PreparedLines",
     "Reject",
     "escape_key",
     "escape_measurement",
@@ -214,3 +215,34 @@ class LineFormatter:
                 continue
             index.append(i)
         return Encoded(lines, index, rejects)
+
+
+class PreparedLines:
+    """Line protocol for an InfluxDB sink's next write, formatted ahead of time.
+
+    The writer calls :meth:`prepare` while the previous request waits on the
+    server; :meth:`take` returns the body for the batch being written (formatting
+    it now if it was not prepared) or raises :class:`PointsRejected` naming the
+    readings that cannot be written as line protocol, so none of them is sent.
+    """
+
+    def __init__(self, catalog: SeriesCatalog) -> None:
+        self.formatter = LineFormatter(catalog)
+        self._ahead: tuple[Sequence[Reading], Encoded] | None = None
+
+    def prepare(self, readings: Sequence[Reading]) -> None:
+        self._ahead = (readings, self.formatter.format(readings))
+
+    def take(self, readings: Sequence[Reading]) -> Encoded:
+        ahead, self._ahead = self._ahead, None
+        enc = ahead[1] if ahead is not None and ahead[0] is readings else None
+        if enc is None:
+            enc = self.formatter.format(readings)
+        if enc.rejects:
+            first = enc.rejects[0]
+            raise PointsRejected(
+                f"{len(enc.rejects)} reading(s) cannot be written as line protocol, "
+                f"first #{first.index}: {first.reason}",
+                [r.index for r in enc.rejects],
+            )
+        return enc
