@@ -47,7 +47,9 @@ async def run_demo(
             gw.bus.subscribe("demo.board", (Reading, Event, Alarm), coalesce_readings=True),
             gw.clock,
             loc,
-            {p.point: p.unit for p in site.points},
+            site.config.site.timezone,
+            site.points,
+            {d.id: d.name for d in site.config.devices},
         )
         sim = EstateSimulator(SimulatorSettings(port=port, site=site.config.site.id))
         stop = asyncio.Event()
@@ -77,6 +79,7 @@ async def run_demo(
                 live.update(board.render(title, footer))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
+        console.print()
         console.print(t("demo.stopping", loc))
         sim_task.cancel()
         await asyncio.gather(sim_task, return_exceptions=True)
