@@ -9,13 +9,26 @@ Threading: one dedicated worker thread owns the ``sqlite3`` connection and
 runs every statement, so the event loop never blocks on disk and the
 connection is never shared. Calls queue on that thread in order.
 
+Rollups are incremental: a write adds the samples it inserts to their
+minutes' rows (one upsert per point and minute of the batch), so it costs
+the same whether a minute already holds ten samples or ten thousand.
+
 Idempotence: the writer's outbox re-sends any batch it did not see
-confirmed, so a batch may arrive twice. Samples are upserted on
-``(point_id, ts)`` and the rollups of every minute a batch touches are
-recomputed from the raw samples, never incremented, so a replay changes
-nothing. (A minute whose raw samples retention has already removed is
-recomputed from what raw samples remain: late data older than the raw
-retention replaces, rather than extends, that minute's rollup.)
+confirmed, so a batch may arrive twice. A sample newer than every stored
+sample of its point is new; any other is looked up by ``(point_id, ts)``.
+One already stored with the same value, text, quality and kind is skipped
+and counted nowhere, so a replay changes nothing. One with a *different*
+value (a device correcting itself) replaces the stored sample (the latest
+write wins, as does the later of two duplicates inside one batch) and its
+minute's rollup is recomputed from the raw samples: a rare, slower path.
+
+Late data: retention removes raw samples minute by minute and records, per
+point, where it has cut (``points.pruned_before``). A sample older than that
+cut is stored (until the next retention pass) but never added to a rollup,
+because it cannot be told apart from a replay of a sample already counted
+and then removed; the minute's rollup stays as it was. A late sample for a
+minute whose raw samples are all still there is added to its rollup like any
+other.
 
 Bad input: :meth:`EmbeddedSink.write` checks every reading first; if any is
 unusable it raises :class:`PointsRejected` naming all of them and writes
@@ -45,60 +58,16 @@ __all__ = ["EmbeddedSink", "EmbeddedSinkError", "HistoryRow", "MaintenanceResult
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = q.SCHEMA_VERSION
 MAINTENANCE_INTERVAL_S = 3600.0
 DAY_NS = 86_400 * 1_000_000_000
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MIN_TS, _MAX_TS = q.MIN_TS, q.MAX_TS
 _EXACT_FLOAT_INT = 2**53
 _T = TypeVar("_T")
-_Row = tuple[int, int, float | None, str | None, int, int]
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS points (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE
-);
-CREATE TABLE IF NOT EXISTS samples (
-    point_id INTEGER NOT NULL,
-    ts INTEGER NOT NULL,
-    value REAL,
-    text TEXT,
-    quality INTEGER NOT NULL,
-    kind INTEGER NOT NULL,
-    PRIMARY KEY (point_id, ts)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rollup_1m (
-    point_id INTEGER NOT NULL,
-    minute INTEGER NOT NULL,
-    min REAL NOT NULL,
-    max REAL NOT NULL,
-    sum REAL NOT NULL,
-    count INTEGER NOT NULL,
-    last REAL NOT NULL,
-    PRIMARY KEY (point_id, minute)
-) WITHOUT ROWID;
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
-
-_UPSERT_SAMPLE = (
-    "INSERT OR REPLACE INTO samples (point_id, ts, value, text, quality, kind)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
-_DELETE_ROLLUP = "DELETE FROM rollup_1m WHERE point_id = ?1 AND minute = ?2"
-_RECOMPUTE_ROLLUP = f"""
-INSERT INTO rollup_1m (point_id, minute, min, max, sum, count, last)
-SELECT ?1, ?2, min(value), max(value), sum(value), count(value),
-       (SELECT value FROM samples
-        WHERE point_id = ?1 AND ts >= ?2 AND ts < ?2 + {q.MINUTE_NS} AND {q.NUMERIC}
-        ORDER BY ts DESC LIMIT 1)
-FROM samples
-WHERE point_id = ?1 AND ts >= ?2 AND ts < ?2 + {q.MINUTE_NS} AND {q.NUMERIC}
-HAVING count(value) > 0
-"""
 
 
 class EmbeddedSinkError(SinkError):
-    """The database file belongs to an unknown (newer) schema, or similar."""
+    """The database file has a schema version this gateway does not know, or similar."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +83,8 @@ class _BadReading(Exception):
 def _encode(r: Reading) -> tuple[int, float | None, str | None, int, int]:
     """(ts, value, text, quality, kind) of one reading, or raise _BadReading."""
     ts = r.ts
-    if type(ts) is not int or not _INT64_MIN <= ts <= _INT64_MAX:
-        raise _BadReading(f"ts must be an int of 64 bits (UTC ns), got {ts!r}")
+    if type(ts) is not int or not _MIN_TS <= ts <= _MAX_TS:
+        raise _BadReading(f"ts must be an int of 64 bits (UTC ns, >= {_MIN_TS}), got {ts!r}")
     quality = q.QUALITY_CODES.get(r.quality)
     if quality is None:
         raise _BadReading(f"unknown quality {r.quality!r}")
@@ -157,7 +126,11 @@ class EmbeddedSink:
         self.clock: Clock = clock or SystemClock()
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # touched only on the worker thread
-        self._ids: dict[str, int] = {}  # point name -> id; worker thread only
+        # Worker thread only: point name -> id; point id -> points.pruned_before;
+        # point id -> a ts no older than its newest stored sample (lazily read).
+        self._ids: dict[str, int] = {}
+        self._pruned: dict[int, int] = {}
+        self._max_ts: dict[int, int] = {}
         self._next_maintenance = 0.0
 
     # -- lifecycle ---------------------------------------------------------
@@ -197,12 +170,19 @@ class EmbeddedSink:
             conn.execute("PRAGMA cache_size=-16000")
             (version,) = conn.execute("PRAGMA user_version").fetchone()
             if version not in (0, SCHEMA_VERSION):
+                cause = (
+                    "was it written by a newer gateway?"
+                    if version > SCHEMA_VERSION
+                    else "it was written by a development build; move the file away"
+                )
                 raise EmbeddedSinkError(
                     f"{self.path} has schema version {version}; this gateway knows "
-                    f"{SCHEMA_VERSION} (was it written by a newer gateway?)"
+                    f"{SCHEMA_VERSION} ({cause})"
                 )
-            conn.executescript(_SCHEMA)
+            conn.executescript(q.SCHEMA)
             self._ids = dict(conn.execute("SELECT name, id FROM points"))
+            self._pruned = dict(conn.execute("SELECT id, pruned_before FROM points"))
+            self._max_ts = {}
         except BaseException:
             conn.close()
             raise
@@ -244,13 +224,11 @@ class EmbeddedSink:
 
     def _write_sync(self, readings: list[Reading]) -> None:
         conn = self._connection()
-        rows: list[_Row] = []
-        touched: set[tuple[int, int]] = set()
+        rows: dict[tuple[int, int], q.SampleRow] = {}  # (point_id, ts) -> row; later ones win
         bad: list[int] = []
         reasons: list[str] = []
         new_ids: dict[str, int] = {}
         ids = self._ids
-        minute_ns = q.MINUTE_NS
         qualities = q.QUALITY_CODES
         kind_float = q.KIND_FLOAT
         conn.execute("BEGIN IMMEDIATE")
@@ -266,12 +244,16 @@ class EmbeddedSink:
                     point_id = ids.get(r.point)
                     quality = qualities.get(r.quality)
                     ts = r.ts
-                    if point_id and quality is not None and _INT64_MIN <= ts <= _INT64_MAX:
+                    if point_id and quality is not None and _MIN_TS <= ts <= _MAX_TS:
                         v = r.value
-                        rows.append(
-                            (point_id, ts, v if v == v else None, None, quality, kind_float)
+                        rows[point_id, ts] = (
+                            point_id,
+                            ts,
+                            v if v == v else None,
+                            None,
+                            quality,
+                            kind_float,
                         )
-                        touched.add((point_id, ts - ts % minute_ns))
                         continue
                 try:
                     if not isinstance(r, Reading):
@@ -285,23 +267,23 @@ class EmbeddedSink:
                     if len(reasons) < 5:
                         reasons.append(f"#{i}: {exc}")
                     continue
-                rows.append((point_id, ts, value, text, quality, kind))
-                touched.add((point_id, ts - ts % minute_ns))
+                rows[point_id, ts] = (point_id, ts, value, text, quality, kind)
             if bad:
                 raise PointsRejected(
                     f"{len(bad)} of {len(readings)} readings refused: " + "; ".join(reasons),
                     bad,
                 )
-            conn.executemany(_UPSERT_SAMPLE, rows)
-            keys = sorted(touched)
-            conn.executemany(_DELETE_ROLLUP, keys)
-            conn.executemany(_RECOMPUTE_ROLLUP, keys)
+            newest = q.store(conn, rows.values(), self._max_ts, self._pruned)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
         ids.update(new_ids)
+        max_ts = self._max_ts
+        for point_id, ts in newest.items():
+            if ts > max_ts[point_id]:
+                max_ts[point_id] = ts
 
     @staticmethod
     def _point_id(conn: sqlite3.Connection, name: object, new_ids: dict[str, int]) -> int:
@@ -325,12 +307,13 @@ class EmbeddedSink:
     async def maintain(self) -> MaintenanceResult:
         """Delete raw samples and rollups past their retention (clock time).
 
+        Raw samples go by whole minutes (those that end before the cutoff).
         Also run by :meth:`start` and, at most hourly, after a write.
         """
         self._next_maintenance = self.clock.monotonic() + MAINTENANCE_INTERVAL_S
         now = self.clock.time_ns()
-        raw_cutoff = now - round(self.config.raw_retention_days * DAY_NS)
-        rollup_cutoff = now - round(self.config.rollup_retention_days * DAY_NS)
+        raw_cutoff = max(_MIN_TS, now - round(self.config.raw_retention_days * DAY_NS))
+        rollup_cutoff = max(_MIN_TS, now - round(self.config.rollup_retention_days * DAY_NS))
         result = await self._run(self._maintain_sync, raw_cutoff, rollup_cutoff)
         if result.samples_deleted or result.rollups_deleted:
             log.info(
@@ -343,23 +326,32 @@ class EmbeddedSink:
     def _maintain_sync(self, raw_cutoff: int, rollup_cutoff: int) -> MaintenanceResult:
         conn = self._connection()
         ids = list(self._ids.values())
+        raw_minute = raw_cutoff // q.MINUTE_NS * q.MINUTE_NS
         rollup_minute = rollup_cutoff // q.MINUTE_NS * q.MINUTE_NS
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Rollups of a point before its cut are final from now on (module doc).
+            conn.execute(
+                "UPDATE points SET pruned_before = ?1 WHERE pruned_before < ?1 AND EXISTS"
+                " (SELECT 1 FROM samples WHERE point_id = points.id AND ts < ?1)",
+                (raw_minute,),
+            )
             # Per point, so each DELETE is a range of the primary key.
             samples = conn.executemany(
                 "DELETE FROM samples WHERE point_id = ? AND ts < ?",
-                [(i, raw_cutoff) for i in ids],
+                [(i, raw_minute) for i in ids],
             ).rowcount
             rollups = conn.executemany(
                 "DELETE FROM rollup_1m WHERE point_id = ? AND minute < ?",
                 [(i, rollup_minute) for i in ids],
             ).rowcount
+            pruned = dict(conn.execute("SELECT id, pruned_before FROM points"))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._pruned = pruned
         return MaintenanceResult(max(samples, 0), max(rollups, 0))
 
     # -- queries -----------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -114,6 +115,127 @@ async def test_replayed_batch_does_not_duplicate(
     await sink.write(batch[100:120])  # and a partial overlap
     assert _sql(db, "SELECT * FROM samples ORDER BY point_id, ts") == samples
     assert _sql(db, "SELECT * FROM rollup_1m ORDER BY point_id, minute") == rollups
+
+
+ROLLUP = "SELECT minute, min, max, sum, count, last, last_ts FROM rollup_1m ORDER BY minute"
+
+
+def _expected_rollups(samples: dict[int, float]) -> list[tuple[Any, ...]]:
+    """What rollup_1m must hold for one point's numeric samples (ts -> value)."""
+    minutes: dict[int, list[tuple[int, float]]] = {}
+    for ts, v in sorted(samples.items()):
+        minutes.setdefault(ts // MINUTE_NS * MINUTE_NS, []).append((ts, v))
+    out = []
+    for minute, rows in sorted(minutes.items()):
+        values = [v for _, v in rows]
+        last_ts, last = rows[-1]
+        out.append((minute, min(values), max(values), sum(values), len(values), last, last_ts))
+    return out
+
+
+async def test_replay_and_correction_keep_rollups_exact(
+    sink: EmbeddedSink, clock: ManualClock, db: Path
+) -> None:
+    t0 = clock.time_ns() // MINUTE_NS * MINUTE_NS
+    # Quarter steps: every sum is exact whatever the order of addition.
+    batch = [Reading("p.x", (i % 17) / 4, t0 + i * 500_000_000) for i in range(200)]
+    await sink.write(batch)
+    await sink.write(batch)  # replayed after a crash: nothing counted twice
+    expected = {r.ts: float(r.value) for r in batch}
+    assert _sql(db, ROLLUP) == _expected_rollups(expected)
+
+    # The device corrects two samples (one of them its minute's last) and
+    # a BAD quality and a text value take two more out of the rollups.
+    corrected = [
+        Reading("p.x", 100.0, t0 + 3 * 500_000_000),
+        Reading("p.x", -7.5, t0 + 119 * 500_000_000),
+        Reading("p.x", 2.0, t0 + 10 * 500_000_000, Quality.BAD),
+        Reading("p.x", "fault", t0 + 11 * 500_000_000),
+    ]
+    await sink.write([*batch[:50], *corrected])  # a replay around the corrections
+    expected[t0 + 3 * 500_000_000] = 100.0
+    expected[t0 + 119 * 500_000_000] = -7.5
+    del expected[t0 + 10 * 500_000_000], expected[t0 + 11 * 500_000_000]
+    assert _sql(db, ROLLUP) == _expected_rollups(expected)
+    await sink.write(corrected)  # a replayed correction changes nothing
+    assert _sql(db, ROLLUP) == _expected_rollups(expected)
+    assert _sql(db, "SELECT count(*) FROM samples") == [(200,)]
+
+
+async def test_many_small_batches_into_one_minute(
+    sink: EmbeddedSink, clock: ManualClock, db: Path
+) -> None:
+    rng = random.Random(7)
+    t0 = clock.time_ns() // MINUTE_NS * MINUTE_NS
+    points = ["a.t", "a.h", "b.t"]
+    written: dict[str, dict[int, float]] = {p: {} for p in points}
+    for _ in range(60):
+        batch = []
+        for _ in range(rng.randrange(1, 40)):
+            point = rng.choice(points)
+            # Out of order within the minute, with late older samples and
+            # duplicates of stored (point, ts) pairs carrying the same value.
+            ts = t0 + rng.randrange(0, 2 * MINUTE_NS, 1_000_000)
+            value = written[point].get(ts, rng.randrange(-400, 400) / 8)
+            written[point][ts] = value
+            batch.append(Reading(point, value, ts))
+        await sink.write(batch)
+    ids = dict(_sql(db, "SELECT name, id FROM points"))
+    for point in points:
+        got = _sql(db, ROLLUP.replace("ORDER", f"WHERE point_id = {ids[point]} ORDER"))
+        assert got == _expected_rollups(written[point])
+    # history() reads the same rollups (the range reaches past raw retention).
+    (row, _) = await sink.history("a.t", t0 - 8 * DAY, t0 + 2 * MINUTE_NS, max_points=10**6)
+    first = _expected_rollups(written["a.t"])[0]
+    assert (row.ts, row.min, row.max, row.count, row.last) == (t0, *first[1:3], *first[4:6])
+
+
+async def test_duplicates_inside_one_batch_count_once_and_the_later_wins(
+    sink: EmbeddedSink, clock: ManualClock, db: Path
+) -> None:
+    t0 = clock.time_ns() // MINUTE_NS * MINUTE_NS
+    await sink.write([Reading("p.x", 1.0, t0), Reading("p.x", 2.0, t0), Reading("p.x", 2.0, t0)])
+    assert _sql(db, ROLLUP) == [(t0, 2.0, 2.0, 2.0, 1, 2.0, t0)]
+    assert (await sink.latest(["p.x"]))["p.x"].value == 2.0
+
+
+async def test_a_late_older_sample_does_not_become_last(
+    sink: EmbeddedSink, clock: ManualClock, db: Path
+) -> None:
+    t0 = clock.time_ns() // MINUTE_NS * MINUTE_NS
+    await sink.write([Reading("p.x", 5.0, t0 + 30 * S)])
+    await sink.write([Reading("p.x", 1.0, t0 + 10 * S)])
+    assert _sql(db, ROLLUP) == [(t0, 1.0, 5.0, 6.0, 2, 5.0, t0 + 30 * S)]
+
+
+async def test_correcting_the_only_numeric_sample_to_text_drops_its_rollup(
+    sink: EmbeddedSink, clock: ManualClock, db: Path
+) -> None:
+    t0 = clock.time_ns() // MINUTE_NS * MINUTE_NS
+    await sink.write([Reading("p.x", 5.0, t0), Reading("p.x", 6.0, t0 + MINUTE_NS)])
+    await sink.write([Reading("p.x", "open", t0)])
+    assert _sql(db, ROLLUP) == [(t0 + MINUTE_NS, 6.0, 6.0, 6.0, 1, 6.0, t0 + MINUTE_NS)]
+
+
+async def test_late_data_and_replays_after_retention(
+    sink: EmbeddedSink, clock: ManualClock, db: Path
+) -> None:
+    """Documented in gateway.storage.embedded: late data extends a minute while
+    its raw samples are all there; once retention has cut a point, older
+    samples are stored but kept out of its rollups (they could be replays)."""
+    now = clock.time_ns() // MINUTE_NS * MINUTE_NS
+    old = now - 10 * DAY
+    await sink.write([Reading("p.x", 1.0, old), Reading("q.y", 1.0, now)])
+    await sink.write([Reading("p.x", 2.0, old + S)])  # late, never pruned: extends
+    assert _sql(db, ROLLUP)[0] == (old, 1.0, 2.0, 3.0, 2, 2.0, old + S)
+
+    assert (await sink.maintain()).samples_deleted == 2
+    await sink.write([Reading("p.x", 1.0, old), Reading("p.x", 2.0, old + S)])  # replay
+    await sink.write([Reading("p.x", 9.0, old + 2 * S)])  # late for a pruned minute
+    await sink.write([Reading("q.y", 3.0, old)])  # q.y was never cut: counted
+    rollups = _sql(db, "SELECT point_id, minute, sum, count FROM rollup_1m ORDER BY 1, 2")
+    assert rollups == [(1, old, 3.0, 2), (2, old, 3.0, 1), (2, now, 1.0, 1)]
+    assert (await sink.maintain()).samples_deleted == 4  # stored until the next pass
 
 
 async def test_rollups_follow_replaced_values_and_split_batches(
@@ -253,6 +375,7 @@ BAD_READINGS: list[tuple[Any, str]] = [
     (Reading("p.x", 1.0, 1.5), "ts must be an int"),  # type: ignore[arg-type]
     (Reading("p.x", 1.0, True), "ts must be an int"),
     (Reading("p.x", 1.0, 2**63), "ts must be an int"),
+    (Reading("p.x", 1.0, -(2**63)), "ts must be an int"),  # its minute is not 64-bit
     (Reading("", 1.0, 1), "point must be a non-empty str"),
     (Reading(7, 1.0, 1), "point must be a non-empty str"),  # type: ignore[arg-type]
     (Reading(["p", "x"], 1.0, 1), "point must be a non-empty str"),  # type: ignore[arg-type]
@@ -294,6 +417,28 @@ async def test_reopen_keeps_data_and_point_ids(db: Path, clock: ManualClock) -> 
         await again.close()
 
 
+async def test_replay_after_reopen_counts_nothing_twice(db: Path, clock: ManualClock) -> None:
+    """The outbox replays right after a restart, into a freshly opened sink."""
+    t0 = clock.time_ns() // MINUTE_NS * MINUTE_NS
+    batch = _series("p.x", t0, 90)
+    first = EmbeddedSink(EmbeddedSinkConfig(), db, clock)
+    await first.start()
+    await first.write(batch)
+    await first.close()
+    rollups = _sql(db, ROLLUP)
+    again = EmbeddedSink(EmbeddedSinkConfig(), db, clock)
+    await again.start()
+    try:
+        await again.write(batch)
+        await again.write([*batch[-5:], Reading("p.x", 1.0, t0 + 90 * S)])
+        assert _sql(db, ROLLUP) == [
+            rollups[0],
+            (t0 + MINUTE_NS, 1.0, 89.0, sum(range(60, 90)) + 1.0, 31, 1.0, t0 + 90 * S),
+        ]
+    finally:
+        await again.close()
+
+
 async def test_newer_schema_version_is_refused(db: Path) -> None:
     db.parent.mkdir(parents=True)
     with sqlite3.connect(db) as conn:
@@ -303,6 +448,33 @@ async def test_newer_schema_version_is_refused(db: Path) -> None:
         await s.start()
     with pytest.raises(SinkError, match="not started"):  # start failed: nothing left open
         await s.write([Reading("a.b", 1.0, 1)])
+
+
+async def test_file_of_an_older_schema_is_refused(db: Path) -> None:
+    db.parent.mkdir(parents=True)
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE samples (point_id INTEGER, ts INTEGER)")
+        conn.execute("PRAGMA user_version = 1")
+    with pytest.raises(EmbeddedSinkError, match=r"schema version 1; .* development build"):
+        await EmbeddedSink(EmbeddedSinkConfig(), db).start()
+
+
+async def test_infinities_of_both_signs_in_one_minute(
+    sink: EmbeddedSink, clock: ManualClock
+) -> None:
+    """Their sum is undefined: stored as NULL, read back as a NaN mean."""
+    t0 = clock.time_ns() // MINUTE_NS * MINUTE_NS
+    await sink.write([Reading("p.x", math.inf, t0), Reading("p.x", 1.0, t0 + S)])
+    await sink.write([Reading("p.x", -math.inf, t0 + 2 * S)])
+    await sink.write([Reading("p.x", 4.0, t0 + MINUTE_NS)])
+    rows = await sink.history("p.x", t0 - 8 * DAY, t0 + 2 * MINUTE_NS, max_points=10**6)
+    assert [(r.min, r.max, r.count, r.last) for r in rows] == [
+        (-math.inf, math.inf, 3, -math.inf),
+        (4.0, 4.0, 1, 4.0),
+    ]
+    assert math.isnan(rows[0].value_or_mean) and rows[1].value_or_mean == 4.0
+    (merged,) = await sink.history("p.x", t0 - 8 * DAY, t0 + 2 * MINUTE_NS, max_points=1)
+    assert math.isnan(merged.value_or_mean) and merged.count == 4
 
 
 async def test_unwritable_location_is_unavailable(tmp_path: Path) -> None:
