@@ -5,7 +5,8 @@ Prints, on the same broker, messages and machine:
   raw line-protocol POST    points/s of a bare 5000-point /write loop to InfluxDB 1.x
   gateway -> embedded       msg/s and points/s: MQTT in, SQLite history committed
   gateway -> influxdb1      msg/s and points/s: MQTT in, InfluxDB confirmed
-  RSS of this process after the runs
+  RSS of this process after the runs, and the peak RSS (VmHWM) of a separate
+  `gateway run` process draining the same burst (status.json every 10 s)
 
 Method (as bench/mqtt_ingest.py): a private Mosquitto queues QoS 0 messages for
 offline persistent sessions, so every subscriber meets the same pre-published
@@ -23,6 +24,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -139,6 +142,40 @@ async def gateway_drain(site: Path, n: int) -> tuple[float, float]:
     return done / len(VALUES) / secs, st.written / secs
 
 
+def gateway_process_peak_rss(site: Path, n: int) -> tuple[float, float]:
+    """Run ``gateway run`` as its own process on the burst; return (peak RSS MB, seconds)."""
+    data_dir = json.loads(site.read_text())["data_dir"]
+    status = Path(data_dir) / "status.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", str(site), "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ps = psutil.Process(proc.pid)
+    t0 = time.perf_counter()
+    written = 0
+    try:
+        while written < n * len(VALUES) and time.perf_counter() - t0 < 300:
+            time.sleep(0.5)
+            if status.exists():
+                try:
+                    written = int(json.loads(status.read_text())["figures"]["ts_written"])
+                except (ValueError, KeyError):
+                    continue  # caught mid-replace
+        hwm = _peak_rss_mb(ps)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+    return hwm, time.perf_counter() - t0
+
+
+def _peak_rss_mb(ps: psutil.Process) -> float:
+    for line in Path(f"/proc/{ps.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float(ps.memory_info().rss) / 2**20
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--messages", type=int, default=100_000)
@@ -174,7 +211,15 @@ def main() -> None:
                     f"  ({share:.0f} % of the raw subscriber)"
                 )
             rss = psutil.Process().memory_info().rss / 2**20
-            print(f"RSS of this process:     {rss:10.0f} MB")
+            print(f"RSS of this process:     {rss:10.0f} MB (holds the burst and a paho client)")
+            register("gw-proc", mport)
+            publish_burst(mport, data)
+            site = site_file(tmp, mport, {"type": "embedded"}, "gw-proc")
+            peak, secs = gateway_process_peak_rss(site, n)
+            print(
+                f"`gateway run` peak RSS:  {peak:10.0f} MB"
+                f" (embedded sink, burst drained in {secs:.0f} s)"
+            )
         finally:
             influx.stop()
             broker.terminate()

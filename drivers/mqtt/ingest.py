@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -133,7 +134,10 @@ class MqttIngestDriver(Driver):
             consumer = asyncio.create_task(self._consume(ctx, inbox))
             watcher = asyncio.create_task(wait_disconnected(client))
             try:
-                codes = await client.subscribe(self._topics)
+                # No timeout: a persistent session's backlog arrives before the SUBACK
+                # and may take longer than timeout_s to drain; every packet received
+                # meanwhile proves the link alive (paho's keepalive covers a dead one).
+                codes = await client.subscribe(self._topics, timeout=math.inf)
                 check_cancelled()
                 for (topic, _), code in zip(self._topics, codes, strict=False):
                     if getattr(code, "is_failure", code == 0x80):

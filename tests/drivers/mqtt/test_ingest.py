@@ -12,7 +12,7 @@ from drivers.mqtt.ingest import MqttIngestDriver
 from drivers.mqtt.payload import JSON_LIBRARY
 from gateway.model import Reading
 from tests.drivers.mqtt.conftest import Harness, publisher, running, unique_prefix
-from tests.fixtures.servers import Server, free_port
+from tests.fixtures.servers import Server, free_port, mosquitto_server
 
 DRIVER_ID = "mq"
 
@@ -281,3 +281,41 @@ async def test_unreachable_broker_is_reported_not_fatal(tmp_path: Path) -> None:
     assert "refused" in events[0].data["reason"].lower()
     assert len(h.events("device.offline")) == 1
     assert not drv.stats().connected
+
+
+async def test_backlog_of_a_persistent_session_does_not_time_out_the_subscribe(
+    tmp_path: Path,
+) -> None:
+    """A broker that queues QoS 0 messages for an offline persistent session sends
+    the whole backlog before the SUBACK; draining it may take longer than
+    timeout_s, which must not count as a failed subscribe (that dropped the
+    connection mid-backlog and lost the QoS 0 messages in flight)."""
+    broker = mosquitto_server(tmp_path, "queue_qos0_messages true\n")
+    broker.start()
+    try:
+        p = unique_prefix()
+        n = 20_000
+        sub = [{"topic": f"{p}/+", "format": "number", "device": "{1}", "values": [{"point": "v"}]}]
+
+        def driver(timeout_s: float) -> MqttIngestDriver:
+            drv = make_driver(broker.port, sub)
+            session = {"client_id": f"persist-{p}", "clean_session": False, "timeout_s": timeout_s}
+            cfg = drv.config.model_copy(
+                update={"broker": drv.config.broker.model_copy(update=session)}
+            )
+            return MqttIngestDriver(cfg)
+
+        async with running(driver(10), tmp_path / "a") as h:  # creates the session, goes away
+            await connected(h)
+        async with publisher(broker.port) as pub:
+            for i in range(n):
+                await pub.publish(f"{p}/d{i % 7}", str(i))
+        drv = driver(0.05)  # far shorter than draining 20,000 queued messages takes
+        async with running(drv, tmp_path / "b") as h:
+            await h.until(lambda: drv.stats().received >= n, timeout=60, what="the backlog")
+            await connected(h)
+            assert not [e for e in h.events("device.offline") if e.source == DRIVER_ID]
+            assert drv.stats().reconnects == 0
+            assert sorted(int(r.value) for r in h.readings()) == list(range(n))
+    finally:
+        broker.stop()
