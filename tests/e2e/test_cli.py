@@ -64,3 +64,12 @@ def test_demo_runs_the_simulated_estate_and_stores_its_history(tmp_path: Path) -
     assert status["devices"]["field-sensors"]["online"] is True
     assert status["figures"]["ts_written"] > 0
     assert "Stopping" in res.stdout or "正在停止" in res.stdout
+    shown = gateway("status", "--data-dir", str(tmp_path))
+    assert shown.returncode == 0
+    assert json.loads(shown.stdout)["drivers"]["uplink"]["state"] == "stopped"
+
+
+def test_status_without_a_running_gateway_says_so(tmp_path: Path) -> None:
+    res = gateway("status", "--data-dir", str(tmp_path))
+    assert res.returncode == 1
+    assert "status.json" in res.stderr
