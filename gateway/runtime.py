@@ -23,6 +23,7 @@ from gateway.clock import Clock, SystemClock
 from gateway.config.loader import LoadedSite
 from gateway.context import RuntimeContext
 from gateway.health import DriverState, Health
+from gateway.losswatch import LossCounter, LossWatch
 from gateway.metrics import MetricsReporter
 from gateway.model import Alarm, Event, Reading
 from gateway.recorder import EventRecorder
@@ -70,6 +71,7 @@ class Gateway:
         self.writer: TimeseriesWriter | None = None
         self.recorder: EventRecorder | None = None
         self.metrics: MetricsReporter | None = None
+        self.losses: LossWatch | None = None
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -116,7 +118,29 @@ class Gateway:
             self._figures,
             self._metrics_interval,
         )
+        writer, recorder = self.writer, self.recorder
+        self.losses = LossWatch(
+            "gateway",
+            [
+                LossCounter(
+                    "timeseries points",
+                    "outbox full: the oldest were dropped",
+                    lambda: writer.stats().dropped,
+                ),
+                LossCounter(
+                    "timeseries points",
+                    "rejected by the sink as malformed (kept in the outbox's quarantine)",
+                    lambda: writer.stats().quarantined,
+                    quarantined=True,
+                ),
+                LossCounter("events", "refused by the event store", lambda: recorder.dropped),
+            ],
+            self.bus.publish,
+            self.clock,
+            interval=min(5.0, self._metrics_interval),
+        )
         self._spawn("recorder", self.recorder.run)
+        self._spawn("losses", self.losses.run)
         self._spawn("timeseries", self.writer.run)
         self._spawn("metrics", metrics.run)
 
@@ -153,20 +177,22 @@ class Gateway:
         await self.supervisor.stop()
         for ctx in self._contexts:
             await ctx.aclose()
-        await self.bus.publish(Event("gateway.stopped", "gateway", self.clock.time_ns()))
         writer_task = self._services.pop("timeseries", None)
         for t in self._services.values():
             t.cancel()
         await asyncio.gather(*self._services.values(), return_exceptions=True)
         if self.metrics is not None:
-            await self.metrics.report_once()  # the final figures and driver states
-        if self.recorder is not None:
-            await self.recorder.drain()
+            await self.metrics.report_once()  # final figures and driver states, still written
         if self.writer is not None and writer_task is not None:
             # Not cancelled: stop() lets the writer take what the bus still holds,
             # commit it to the outbox and deliver for up to the grace period.
             await self.writer.stop(self._grace)
             await asyncio.gather(writer_task, return_exceptions=True)
+        if self.losses is not None:
+            await self.losses.check()  # what the writer set aside while stopping
+        await self.bus.publish(Event("gateway.stopped", "gateway", self.clock.time_ns()))
+        if self.recorder is not None:
+            await self.recorder.drain()
         if self.store is not None:
             await self.store.close()
         self.bus.close()

@@ -37,6 +37,7 @@ from drivers.mqtt.decoder import Availability, Decoder, build_router, decode_mes
 from drivers.mqtt.inbox import Inbox
 from drivers.mqtt.malformed import MalformedReporter
 from gateway.driver import Driver, DriverContext
+from gateway.losswatch import LossCounter, LossWatch
 from gateway.model import Event, Reading
 
 __all__ = ["IngestStats", "MqttIngestDriver"]
@@ -96,7 +97,13 @@ class MqttIngestDriver(Driver):
     async def run(self, ctx: DriverContext) -> None:
         cfg = self.config
         self._reporter = MalformedReporter(cfg.id, ctx.clock, ctx.log)
-        summaries = asyncio.create_task(self._summaries(ctx, self._reporter))
+        losses = LossWatch(
+            cfg.id,
+            [LossCounter("mqtt messages", "inbox full: the bus was too slow", self._dropped)],
+            ctx.emit,
+            ctx.clock,
+        )
+        summaries = asyncio.create_task(self._summaries(ctx, self._reporter, losses))
         backoff = Backoff(cfg.broker.reconnect_min_s, cfg.broker.reconnect_max_s)
         try:
             while True:
@@ -227,7 +234,13 @@ class MqttIngestDriver(Driver):
                 await ctx.emit(event)
         problems.clear()
 
-    async def _summaries(self, ctx: DriverContext, reporter: MalformedReporter) -> None:
+    def _dropped(self) -> int:
+        return self.stats().dropped
+
+    async def _summaries(
+        self, ctx: DriverContext, reporter: MalformedReporter, losses: LossWatch
+    ) -> None:
         while True:
             await ctx.clock.sleep(SUMMARY_INTERVAL_S)
             reporter.summary()
+            await losses.check()  # a data.lost event when the inbox overflowed

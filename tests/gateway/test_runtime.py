@@ -47,6 +47,20 @@ class CounterDriver(Driver):
         await asyncio.Event().wait()
 
 
+class GlitchConfig(DriverConfig):
+    type: Literal["glitch"] = Field(description="Emits one reading no store can hold.")
+
+
+class GlitchDriver(Driver):
+    """A device clock gone mad: a timestamp past the year 2262 (beyond int64 ns)."""
+
+    config_model = GlitchConfig
+
+    async def run(self, ctx: DriverContext) -> None:
+        await ctx.emit(Reading("m1.glitch", 1.0, 2**70))
+        await asyncio.Event().wait()
+
+
 class CrashConfig(DriverConfig):
     type: Literal["crash"] = Field(description="Crashes at once.")
 
@@ -67,6 +81,7 @@ devices:
 drivers:
   - {type: counter, id: ramp, device: m1, count: 3000}
   - {type: crash, id: panel}
+  - {type: glitch, id: clockless}
 storage:
   timeseries:
     sink: {type: embedded}
@@ -86,7 +101,9 @@ async def wait_until(cond: Callable[[], bool], within: float = 20.0) -> None:
 
 async def test_gateway_runs_drivers_stores_history_events_and_status(tmp_path: Path) -> None:
     (tmp_path / "site.yaml").write_text(SITE)
-    registry = DriverRegistry(drivers={"counter": CounterDriver, "crash": CrashDriver})
+    registry = DriverRegistry(
+        drivers={"counter": CounterDriver, "crash": CrashDriver, "glitch": GlitchDriver}
+    )
     site = load_site(tmp_path / "site.yaml", registry)
     gw = Gateway(
         site,
@@ -99,6 +116,7 @@ async def test_gateway_runs_drivers_stores_history_events_and_status(tmp_path: P
     runner = asyncio.create_task(gw.run(stop))
     await wait_until(lambda: gw.writer is not None and gw.writer.stats().written >= 3000)
     await wait_until(lambda: gw.health.driver("panel").state.value == "failed")
+    await wait_until(lambda: gw.writer is not None and gw.writer.stats().quarantined == 1)
     await wait_until(lambda: (tmp_path / "var" / "status.json").exists())
     stop.set()
     await runner
@@ -120,18 +138,26 @@ async def test_gateway_runs_drivers_stores_history_events_and_status(tmp_path: P
 
     store = EventStore(f"sqlite+aiosqlite:///{tmp_path}/var/gateway.db")
     await store.open()
-    types = [s.event.type for s in await store.query(limit=1000)]
+    stored = [s.event for s in await store.query(limit=1000)]
     await store.close()
+    types = [e.type for e in stored]
     assert types[0] == "gateway.started" and types[-1] == "gateway.stopped"
     assert "device.online" in types
     assert types.count("driver.crashed") == 2 and types.count("driver.failed") == 1
+    (quarantined,) = [e for e in stored if e.type == "data.quarantined"]
+    assert quarantined.data["count"] == 1 and quarantined.data["what"] == "timeseries points"
 
 
 async def test_missing_driver_type_is_a_clear_start_error(tmp_path: Path) -> None:
     (tmp_path / "site.yaml").write_text(SITE)
-    full = DriverRegistry(drivers={"counter": CounterDriver, "crash": CrashDriver})
+    full = DriverRegistry(
+        drivers={"counter": CounterDriver, "crash": CrashDriver, "glitch": GlitchDriver}
+    )
     site = load_site(tmp_path / "site.yaml", full)
-    partial = DriverRegistry(drivers={"counter": CounterDriver}, unavailable={"crash": "no module"})
+    partial = DriverRegistry(
+        drivers={"counter": CounterDriver, "glitch": GlitchDriver},
+        unavailable={"crash": "no module"},
+    )
     gw = Gateway(site, partial)
     try:
         await gw.start()
