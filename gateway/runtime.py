@@ -85,7 +85,41 @@ class Gateway:
             )
             raise GatewayError(f"driver types not available: {why}")
         self.site.data_dir.mkdir(parents=True, exist_ok=True)
+        await self._start_storage()
+        self._start_services()
+        self._start_drivers()
+        self._started = True
+        await self.bus.publish(
+            Event("gateway.started", "gateway", self.clock.time_ns(), {"drivers": len(drivers)})
+        )
+        log.info("gateway for site %s started with %d drivers", cfg.site.id, len(drivers))
 
+    def _start_drivers(self) -> None:
+        cfg = self.site.config
+        kinds = self.site.device_kinds()
+        for dcfg in cfg.drivers:
+            if not dcfg.enabled:
+                self.health.set_driver(dcfg.id, DriverState.DISABLED)
+                continue
+            cls = self.registry.drivers[dcfg.type]
+            ctx = RuntimeContext(
+                driver_id=dcfg.id,
+                site=cfg.site.id,
+                bus=self.bus,
+                clock=self.clock,
+                health=self.health,
+                data_dir=self.site.data_dir,
+                device_kinds=kinds,
+                owned_devices=dcfg.devices(),
+            )
+            self._contexts.append(ctx)
+            # A fresh driver object per (re)start: constructors do no I/O, and a
+            # crashed instance's state is not trusted.
+            self.supervisor.start(dcfg.id, _runner(cls, dcfg, ctx))
+
+    async def _start_storage(self) -> None:
+        """Event store (migrations applied) and the time-series writer with its outbox."""
+        cfg = self.site.config
         self.store = EventStore(self.site.resolve_url(cfg.storage.event_store.url))
         await self.store.open()
         # Subscribe the consumers of record before anything can publish.
@@ -110,7 +144,12 @@ class Gateway:
             self.site.points,
             self.clock,
         )
-        self.metrics = metrics = MetricsReporter(
+
+    def _start_services(self) -> None:
+        """Recorder, writer, metrics and the loss watch, as tasks whose death is fatal."""
+        writer, recorder = self.writer, self.recorder
+        assert writer is not None and recorder is not None
+        self.metrics = MetricsReporter(
             self.bus,
             self.health,
             self.clock,
@@ -118,7 +157,6 @@ class Gateway:
             self._figures,
             self._metrics_interval,
         )
-        writer, recorder = self.writer, self.recorder
         self.losses = LossWatch(
             "gateway",
             [
@@ -139,36 +177,10 @@ class Gateway:
             self.clock,
             interval=min(5.0, self._metrics_interval),
         )
-        self._spawn("recorder", self.recorder.run)
+        self._spawn("recorder", recorder.run)
         self._spawn("losses", self.losses.run)
-        self._spawn("timeseries", self.writer.run)
-        self._spawn("metrics", metrics.run)
-
-        kinds = self.site.device_kinds()
-        for dcfg in cfg.drivers:
-            if not dcfg.enabled:
-                self.health.set_driver(dcfg.id, DriverState.DISABLED)
-                continue
-            cls = self.registry.drivers[dcfg.type]
-            ctx = RuntimeContext(
-                driver_id=dcfg.id,
-                site=cfg.site.id,
-                bus=self.bus,
-                clock=self.clock,
-                health=self.health,
-                data_dir=self.site.data_dir,
-                device_kinds=kinds,
-                owned_devices=dcfg.devices(),
-            )
-            self._contexts.append(ctx)
-            # A fresh driver object per (re)start: constructors do no I/O, and a
-            # crashed instance's state is not trusted.
-            self.supervisor.start(dcfg.id, _runner(cls, dcfg, ctx))
-        self._started = True
-        await self.bus.publish(
-            Event("gateway.started", "gateway", self.clock.time_ns(), {"drivers": len(drivers)})
-        )
-        log.info("gateway for site %s started with %d drivers", cfg.site.id, len(drivers))
+        self._spawn("timeseries", writer.run)
+        self._spawn("metrics", self.metrics.run)
 
     async def stop(self) -> None:
         if not self._started:
