@@ -50,7 +50,6 @@ class LossWatch:
             increase = total - self._seen[i]
             if increase <= 0:
                 continue
-            self._seen[i] = total
             await self._emit(
                 Event(
                     "data.quarantined" if c.quarantined else "data.lost",
@@ -59,6 +58,7 @@ class LossWatch:
                     {"what": c.what, "reason": c.reason, "count": increase, "total": total},
                 )
             )
+            self._seen[i] = total  # only once announced: a cancelled emit is retried
 
     async def run(self) -> None:
         while True:

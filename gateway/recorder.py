@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -24,6 +25,8 @@ class EventRecorder:
         self.recorded = 0
         self.sanitized = 0  # events whose data the store refused, kept as text
         self.dropped = 0  # events the store refuses outright (counted, logged, reported)
+        self._storing = False
+        self._stopping = False
 
     async def run(self) -> None:
         while True:
@@ -31,7 +34,22 @@ class EventRecorder:
                 batch = await self._sub.get_batch(500)
             except BusClosed:
                 return
-            await self._store_batch(batch)
+            # Taken off the bus: from here on, cancelling would lose the batch,
+            # so stop() waits for it instead (see stop()).
+            self._storing = True
+            try:
+                await self._store_batch(batch)
+            finally:
+                self._storing = False
+            if self._stopping:
+                return
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """End ``task`` (running :meth:`run`) without losing a batch in flight."""
+        self._stopping = True
+        if not self._storing:
+            task.cancel()  # waiting for the bus: nothing has been taken yet
+        await asyncio.gather(task, return_exceptions=True)
 
     async def drain(self) -> None:
         """Store whatever is still queued (at shutdown)."""

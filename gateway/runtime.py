@@ -190,6 +190,9 @@ class Gateway:
         for ctx in self._contexts:
             await ctx.aclose()
         writer_task = self._services.pop("timeseries", None)
+        recorder_task = self._services.pop("recorder", None)
+        if self.recorder is not None and recorder_task is not None:
+            await self.recorder.stop(recorder_task)  # never cancelled mid-batch
         for t in self._services.values():
             t.cancel()
         await asyncio.gather(*self._services.values(), return_exceptions=True)
