@@ -1,0 +1,236 @@
+"""Fault injection for the Modbus simulator: what the wire does instead of a good answer.
+
+Each simulated unit has a :class:`FaultControl`; tests and demos switch its
+fault at run time and the request handler below obeys it on the next request:
+
+==============  ==============================================================
+fault           on the wire
+==============  ==============================================================
+none            the normal answer from the unit's registers
+silent          nothing at all; the request is read and dropped (client times out)
+exception(c)    a Modbus exception response: function code | 0x80, exception code c
+garbage         bytes that are not a valid answer: the MBAP header echoes the
+                transaction id and unit, the PDU carries function code 0x63
+                (no such function) and junk; custom bytes may be given instead
+slow(s)         the normal answer, sent ``s`` seconds later (on the simulator's clock)
+==============  ==============================================================
+
+One fault at a time per unit: setting one replaces the previous one.
+:class:`FaultInjectingTcpServer` is a pymodbus ``ModbusTcpServer`` whose
+per-connection request handler applies these faults and serves data from a
+:class:`RequestStore` (the simulator) instead of a pymodbus datastore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from pymodbus.constants import ExcCodes
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
+from pymodbus.simulator import SimData, SimDevice
+
+from gateway.clock import Clock
+
+__all__ = [
+    "DEFAULT_GARBAGE_PDU",
+    "Fault",
+    "FaultControl",
+    "FaultInjectingTcpServer",
+    "FaultKind",
+    "InvalidFaultError",
+    "RequestStore",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GARBAGE_PDU = b"\x63\xde\xad\xbe\xef"
+"""PDU of the default garbage answer: function code 0x63 (undefined) and four junk bytes."""
+
+
+class InvalidFaultError(ValueError):
+    """A fault was asked for with an impossible parameter (code, delay, bytes)."""
+
+
+class FaultKind(enum.StrEnum):
+    NONE = "none"
+    SILENT = "silent"
+    EXCEPTION = "exception"
+    GARBAGE = "garbage"
+    SLOW = "slow"
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """The fault in force: its kind and the kind's parameter."""
+
+    kind: FaultKind = FaultKind.NONE
+    code: int = 0  # exception: the Modbus exception code
+    delay: float = 0.0  # slow: seconds before the answer
+    data: bytes | None = None  # garbage: raw bytes to send instead of the default frame
+
+
+class FaultControl:
+    """The run-time fault switch of one unit. Not thread-safe: use it from the server's loop."""
+
+    def __init__(self) -> None:
+        self._fault = Fault()
+
+    @property
+    def current(self) -> Fault:
+        return self._fault
+
+    def silent(self) -> None:
+        """Read requests and never answer them."""
+        self._fault = Fault(FaultKind.SILENT)
+
+    def exception(self, code: int) -> None:
+        """Answer every request with exception ``code`` (1..255; 2 illegal address, 6 busy)."""
+        if isinstance(code, bool) or not isinstance(code, int) or not 1 <= code <= 255:
+            raise InvalidFaultError(f"exception code must be an integer 1..255, got {code!r}")
+        self._fault = Fault(FaultKind.EXCEPTION, code=code)
+
+    def garbage(self, data: bytes | None = None) -> None:
+        """Answer with bytes that are no valid answer; ``data`` replaces the default frame."""
+        if data is not None and (not isinstance(data, bytes) or not data):
+            raise InvalidFaultError(f"garbage data must be non-empty bytes, got {data!r}")
+        self._fault = Fault(FaultKind.GARBAGE, data=data)
+
+    def slow(self, seconds: float) -> None:
+        """Answer normally, but ``seconds`` late."""
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+            raise InvalidFaultError(f"delay must be a number of seconds >= 0, got {seconds!r}")
+        self._fault = Fault(FaultKind.SLOW, delay=float(seconds))
+
+    def clear(self) -> None:
+        """Back to normal answers."""
+        self._fault = Fault()
+
+
+class RequestStore(Protocol):
+    """What the request handler needs from the simulator.
+
+    ``async_getValues``/``async_setValues`` are the duck-typed datastore calls
+    that pymodbus request PDUs make in ``datastore_update``; they return an
+    ``ExcCodes`` member to answer with an exception.
+    """
+
+    def fault(self, unit: int) -> Fault | None:
+        """The unit's fault, or None when no such unit is served."""
+
+    async def async_getValues(
+        self, device_id: int, func_code: int, address: int, count: int = 1
+    ) -> list[int] | list[bool] | ExcCodes:
+        """Values of ``count`` registers (bits) from ``address``."""
+
+    async def async_setValues(
+        self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
+    ) -> ExcCodes | None:
+        """Write values; None on success."""
+
+
+def garbage_frame(pdu: ModbusPDU, data: bytes | None) -> bytes:
+    """The garbage answer to ``pdu``: ``data`` as given, or an MBAP frame around junk."""
+    if data is not None:
+        return data
+    payload = bytes([pdu.dev_id & 0xFF]) + DEFAULT_GARBAGE_PDU
+    return (
+        (pdu.transaction_id & 0xFFFF).to_bytes(2, "big")
+        + b"\x00\x00"
+        + len(payload).to_bytes(2, "big")
+        + payload
+    )
+
+
+class _FaultInjectingHandler(ServerRequestHandler):
+    """One client connection: decode requests as pymodbus does, answer as the fault says."""
+
+    server: FaultInjectingTcpServer
+
+    async def handle_request(self) -> None:
+        pdu, addr = self.last_pdu, self.last_addr  # capture: a slow answer outlives them
+        if pdu is None:
+            return
+        task = asyncio.current_task()
+        if task is not None:
+            self.server.pending.add(task)
+        try:
+            await self._handle(pdu, addr)
+        finally:
+            if task is not None:
+                self.server.pending.discard(task)
+
+    async def _handle(self, pdu: ModbusPDU, addr: tuple[Any, ...] | None) -> None:
+        fault = self.server.store.fault(pdu.dev_id)
+        if fault is None:
+            # A TCP gateway with nothing behind this unit id (as pymodbus itself answers).
+            code = ExcCodes.GATEWAY_NO_RESPONSE
+            self._answer(ExceptionResponse(pdu.function_code, code), pdu, addr)
+            return
+        if fault.kind is FaultKind.SILENT:
+            return
+        if fault.kind is FaultKind.GARBAGE:
+            self.send(garbage_frame(pdu, fault.data), addr)
+            return
+        if fault.kind is FaultKind.EXCEPTION:
+            self._answer(ExceptionResponse(pdu.function_code, fault.code), pdu, addr)
+            return
+        if fault.kind is FaultKind.SLOW:
+            await self.server.clock.sleep(fault.delay)
+            if self.transport is None:
+                return  # the client hung up while we dawdled
+        # pymodbus annotates the context as its own datastore class; ours is duck-typed.
+        context = cast(Any, self.server.store)
+        self._answer(await pdu.datastore_update(context, pdu.dev_id), pdu, addr)
+
+    def _answer(
+        self, response: ModbusPDU, request: ModbusPDU, addr: tuple[Any, ...] | None
+    ) -> None:
+        response.transaction_id = request.transaction_id
+        response.dev_id = request.dev_id
+        self.pdu_send(response, addr)
+
+
+class FaultInjectingTcpServer(ModbusTcpServer):
+    """A pymodbus TCP server whose answers come from ``store`` and obey its faults.
+
+    pymodbus 3.16 offers no per-request hook that can stay silent or send raw
+    bytes (``SimDevice(action=...)`` can only delay or return an exception
+    code), so this replaces the connection handler's ``handle_request``.
+    The ``SimDevice`` given to the base class is a placeholder it insists on;
+    no request reaches it.
+    """
+
+    def __init__(self, store: RequestStore, clock: Clock, host: str, port: int) -> None:
+        placeholder = SimDevice(id=0, simdata=SimData(0))
+        super().__init__(placeholder, address=(host, port))
+        self.store = store
+        self.clock = clock
+        self.pending: set[asyncio.Task[Any]] = set()  # requests being answered
+
+    @property
+    def bound_port(self) -> int:
+        """The TCP port listened on (after ``listen()``)."""
+        listener = cast(asyncio.base_events.Server, self.transport)
+        port: int = listener.sockets[0].getsockname()[1]
+        return port
+
+    async def close_all(self) -> None:
+        """Stop listening, drop the connections and cancel answers in progress."""
+        if not self.serving.done():  # what pymodbus' (untyped) shutdown() does
+            self.serving.set_result(True)
+        self.close()
+        for task in list(self.pending):
+            task.cancel()
+        if self.pending:
+            await asyncio.gather(*self.pending, return_exceptions=True)
+
+    def callback_new_connection(self) -> ServerRequestHandler:
+        # pymodbus leaves this __init__ unannotated.
+        return _FaultInjectingHandler(self, None, None, None)  # type: ignore[no-untyped-call]
