@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import logging
 import time
 import uuid
@@ -25,7 +24,7 @@ from gateway.context import RuntimeContext
 from gateway.driver import Driver
 from gateway.health import Health
 from gateway.model import Event, Message, Reading
-from tests.fixtures.servers import Server, _need, _tcp_open, free_port
+from tests.fixtures.servers import Server, _need, mosquitto_server
 
 log = logging.getLogger("tests.mqtt")
 
@@ -101,16 +100,6 @@ async def publisher(port: int, **kwargs: Any) -> AsyncIterator[aiomqtt.Client]:
         yield client
 
 
-def mosquitto_conf(port: int, extra: str = "") -> str:
-    return (
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
-        "persistence false\n"
-        "max_queued_messages 100000\n"
-        "log_dest stdout\n" + extra
-    )
-
-
 @dataclass
 class Received:
     topic: str
@@ -165,20 +154,9 @@ class Watcher:
 
 @pytest.fixture
 def own_mosquitto(tmp_path: Path) -> Iterator[Server]:
-    """A private broker this test may stop and restart. It persists sessions
-    (saved on a clean stop), so a subscriber's queued QoS 1 messages survive
-    a restart the way they do on a production broker."""
-    binary = _need("mosquitto")
-    port = free_port()
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(
-        mosquitto_conf(port).replace("persistence false\n", "")
-        + f"persistence true\npersistence_location {tmp_path}/\n"
-        # Run as root, mosquitto switches to user "mosquitto", which could not
-        # write its database into this test's directory.
-        + f"user {getpass.getuser()}\n"
-    )
-    srv = Server("mosquitto", [binary, "-c", str(conf)], port, tmp_path, lambda: _tcp_open(port))
+    """A private broker this test may stop and restart, persisting sessions."""
+    _need("mosquitto")
+    srv = mosquitto_server(tmp_path, persist=True)
     srv.start()
     yield srv
     srv.stop()
