@@ -11,19 +11,13 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import pytest
 
-from gateway.bus import Bus, Subscription
-from gateway.clock import SystemClock
-from gateway.context import RuntimeContext
-from gateway.driver import Driver
-from gateway.health import Health
-from gateway.model import Event, Message, Reading
 from tests.fixtures.servers import Server, _need, mosquitto_server
 
 log = logging.getLogger("tests.mqtt")
@@ -31,67 +25,6 @@ log = logging.getLogger("tests.mqtt")
 
 def unique_prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
-
-
-@dataclass
-class Harness:
-    bus: Bus
-    ctx: RuntimeContext
-    sub: Subscription
-    seen: list[Message] = field(default_factory=list)
-
-    def pump(self) -> None:
-        self.seen.extend(self.sub.get_nowait(100_000))
-
-    def readings(self) -> list[Reading]:
-        self.pump()
-        return [m for m in self.seen if isinstance(m, Reading)]
-
-    def events(self, type_: str | None = None) -> list[Event]:
-        self.pump()
-        return [m for m in self.seen if isinstance(m, Event) and type_ in (None, m.type)]
-
-    async def until(
-        self, check: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
-    ) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.pump()
-            result = check()
-            if result:
-                return result
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}; seen {self.seen!r}")
-
-
-@contextlib.asynccontextmanager
-async def running(
-    driver: Driver, data_dir: Path, *, site: str = "test-site", driver_id: str | None = None
-) -> AsyncIterator[Harness]:
-    """Run ``driver`` in a real RuntimeContext; everything on the bus is collected."""
-    bus = Bus()
-    clock = SystemClock()
-    health = Health(clock, bus.publish)
-    sub = bus.subscribe("test-collector", maxsize=1_000_000)
-    ctx = RuntimeContext(
-        driver_id=driver_id or driver.config.id,
-        site=site,
-        bus=bus,
-        clock=clock,
-        health=health,
-        data_dir=data_dir,
-        device_kinds={},
-    )
-    h = Harness(bus, ctx, sub)
-    task = asyncio.create_task(driver.run(ctx), name=f"driver-{driver.config.id}")
-    try:
-        yield h
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await ctx.aclose()
-        bus.close()
 
 
 @contextlib.asynccontextmanager

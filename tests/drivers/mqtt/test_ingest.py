@@ -11,7 +11,8 @@ from drivers.mqtt.config import MqttIngestConfig
 from drivers.mqtt.ingest import MqttIngestDriver
 from drivers.mqtt.payload import JSON_LIBRARY
 from gateway.model import Reading
-from tests.drivers.mqtt.conftest import Harness, publisher, running, unique_prefix
+from tests.drivers.mqtt.conftest import publisher, unique_prefix
+from tests.fixtures.driver_harness import Harness, running
 from tests.fixtures.servers import Server, free_port, mosquitto_server
 
 DRIVER_ID = "mq"

@@ -16,8 +16,9 @@ import pytest
 from drivers.mqtt.config import MqttIngestConfig
 from drivers.mqtt.ingest import MqttIngestDriver
 from drivers.mqtt.uplink import MqttUplinkDriver
-from tests.drivers.mqtt.conftest import Harness, Watcher, publisher, running, unique_prefix
+from tests.drivers.mqtt.conftest import Watcher, publisher, unique_prefix
 from tests.drivers.mqtt.test_uplink import make_uplink
+from tests.fixtures.driver_harness import Harness, running
 from tests.fixtures.servers import Server, _need, _tcp_open, free_port
 
 USER, PASSWORD = "gateway", "s3cret-pw"

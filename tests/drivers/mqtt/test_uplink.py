@@ -13,7 +13,8 @@ from typing import Any
 from drivers.mqtt.config import MqttUplinkConfig
 from drivers.mqtt.uplink import MqttUplinkDriver, decode_record, encode_record
 from gateway.model import Alarm, AlarmState, Event, Priority, Reading
-from tests.drivers.mqtt.conftest import Harness, Watcher, running, unique_prefix
+from tests.drivers.mqtt.conftest import Watcher, unique_prefix
+from tests.fixtures.driver_harness import Harness, running
 from tests.fixtures.servers import Server, free_port
 
 ROOT_DIR = Path(__file__).resolve().parents[3]
