@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DEBS := mosquitto
-TEST_DEBS := mosquitto influxdb victoria-metrics
+TEST_DEBS := mosquitto influxdb victoria-metrics socat
 
 .PHONY: demo test lint typecheck unit docs bench clean venv
 

@@ -9,16 +9,22 @@ fault           on the wire
 none            the normal answer from the unit's registers
 silent          nothing at all; the request is read and dropped (client times out)
 exception(c)    a Modbus exception response: function code | 0x80, exception code c
-garbage         bytes that are not a valid answer: the MBAP header echoes the
-                transaction id and unit, the PDU carries function code 0x63
-                (no such function) and junk; custom bytes may be given instead
+garbage         bytes that are not a valid answer: a frame of the transport's
+                framing (MBAP echoing transaction id and unit, or RTU: unit,
+                PDU, valid CRC) around function code 0x63 (no such function)
+                and junk; custom bytes (e.g. a bad CRC) may be given instead
 slow(s)         the normal answer, sent ``s`` seconds later (on the simulator's clock)
 ==============  ==============================================================
 
 One fault at a time per unit: setting one replaces the previous one.
-:class:`FaultInjectingTcpServer` is a pymodbus ``ModbusTcpServer`` whose
-per-connection request handler applies these faults and serves data from a
+:class:`FaultInjectingTcpServer` (Modbus TCP, or RTU framing over TCP) and
+:class:`FaultInjectingSerialServer` (RTU on a serial device) are pymodbus
+servers whose request handler applies these faults and serves data from a
 :class:`RequestStore` (the simulator) instead of a pymodbus datastore.
+
+A unit id that is not served is answered with exception 11 (gateway target
+failed to respond) on Modbus TCP, as a TCP gateway does; with RTU framing
+(serial or RTU over TCP) nobody answers, as on a real RS-485 bus.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from pymodbus.constants import ExcCodes
-from pymodbus.pdu import ExceptionResponse, ModbusPDU
-from pymodbus.server import ModbusTcpServer
+from pymodbus.framer import FramerBase, FramerSocket, FramerType
+from pymodbus.pdu import DecodePDU, ExceptionResponse, ModbusPDU
+from pymodbus.server import ModbusBaseServer, ModbusSerialServer, ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import SimData, SimDevice
 
@@ -42,6 +49,8 @@ __all__ = [
     "DEFAULT_GARBAGE_PDU",
     "Fault",
     "FaultControl",
+    "FaultInjectingSerialServer",
+    "FaultInjectingServer",
     "FaultInjectingTcpServer",
     "FaultKind",
     "InvalidFaultError",
@@ -135,23 +144,24 @@ class RequestStore(Protocol):
         """Write values; None on success."""
 
 
-def garbage_frame(pdu: ModbusPDU, data: bytes | None) -> bytes:
-    """The garbage answer to ``pdu``: ``data`` as given, or an MBAP frame around junk."""
+def garbage_frame(pdu: ModbusPDU, data: bytes | None, framer: FramerBase | None = None) -> bytes:
+    """The garbage answer to ``pdu``: ``data`` as given, or junk in ``framer``'s frame.
+
+    Without a framer the frame is MBAP (Modbus TCP). With an RTU framer it is
+    unit id, the junk PDU and a valid CRC: the client's RTU framer finds no
+    frame it knows in it and keeps waiting, as it would for line noise.
+    """
     if data is not None:
         return data
-    payload = bytes([pdu.dev_id & 0xFF]) + DEFAULT_GARBAGE_PDU
-    return (
-        (pdu.transaction_id & 0xFFFF).to_bytes(2, "big")
-        + b"\x00\x00"
-        + len(payload).to_bytes(2, "big")
-        + payload
-    )
+    framer = framer or FramerSocket(DecodePDU(False))
+    return framer.encode(DEFAULT_GARBAGE_PDU, pdu.dev_id & 0xFF, pdu.transaction_id & 0xFFFF)
 
 
 class _FaultInjectingHandler(ServerRequestHandler):
-    """One client connection: decode requests as pymodbus does, answer as the fault says."""
+    """One client connection (or the serial line): decode requests as pymodbus does,
+    answer as the fault says."""
 
-    server: FaultInjectingTcpServer
+    server: FaultInjectingServer
 
     async def handle_request(self) -> None:
         pdu, addr = self.last_pdu, self.last_addr  # capture: a slow answer outlives them
@@ -169,14 +179,16 @@ class _FaultInjectingHandler(ServerRequestHandler):
     async def _handle(self, pdu: ModbusPDU, addr: tuple[Any, ...] | None) -> None:
         fault = self.server.store.fault(pdu.dev_id)
         if fault is None:
-            # A TCP gateway with nothing behind this unit id (as pymodbus itself answers).
-            code = ExcCodes.GATEWAY_NO_RESPONSE
-            self._answer(ExceptionResponse(pdu.function_code, code), pdu, addr)
+            if self.server.answers_unknown_units:
+                # A TCP gateway with nothing behind this unit id (as pymodbus itself answers).
+                code = ExcCodes.GATEWAY_NO_RESPONSE
+                self._answer(ExceptionResponse(pdu.function_code, code), pdu, addr)
+            # On an RTU line nobody owns this address, so nobody answers.
             return
         if fault.kind is FaultKind.SILENT:
             return
         if fault.kind is FaultKind.GARBAGE:
-            self.send(garbage_frame(pdu, fault.data), addr)
+            self.send(garbage_frame(pdu, fault.data, self.framer), addr)
             return
         if fault.kind is FaultKind.EXCEPTION:
             self._answer(ExceptionResponse(pdu.function_code, fault.code), pdu, addr)
@@ -184,7 +196,7 @@ class _FaultInjectingHandler(ServerRequestHandler):
         if fault.kind is FaultKind.SLOW:
             await self.server.clock.sleep(fault.delay)
             if self.transport is None:
-                return  # the client hung up while we dawdled
+                return  # the client hung up (or the line closed) while we dawdled
         # pymodbus annotates the context as its own datastore class; ours is duck-typed.
         context = cast(Any, self.server.store)
         self._answer(await pdu.datastore_update(context, pdu.dev_id), pdu, addr)
@@ -197,29 +209,27 @@ class _FaultInjectingHandler(ServerRequestHandler):
         self.pdu_send(response, addr)
 
 
-class FaultInjectingTcpServer(ModbusTcpServer):
-    """A pymodbus TCP server whose answers come from ``store`` and obey its faults.
+class FaultInjectingServer(ModbusBaseServer):
+    """What the fault-injecting TCP and serial servers share: the store, the
+    clock, the answers in progress and the connection handler.
 
     pymodbus 3.16 offers no per-request hook that can stay silent or send raw
     bytes (``SimDevice(action=...)`` can only delay or return an exception
-    code), so this replaces the connection handler's ``handle_request``.
-    The ``SimDevice`` given to the base class is a placeholder it insists on;
-    no request reaches it.
+    code), so the subclasses replace the connection handler's
+    ``handle_request``. The ``SimDevice`` they give pymodbus is a placeholder
+    it insists on; no request reaches it.
     """
 
-    def __init__(self, store: RequestStore, clock: Clock, host: str, port: int) -> None:
-        placeholder = SimDevice(id=0, simdata=SimData(0))
-        super().__init__(placeholder, address=(host, port))
+    store: RequestStore
+    clock: Clock
+    pending: set[asyncio.Task[Any]]  # requests being answered
+    answers_unknown_units: bool  # Modbus TCP: exception 11; RTU: silence
+
+    def _setup_faults(self, store: RequestStore, clock: Clock, framer: FramerType) -> None:
         self.store = store
         self.clock = clock
-        self.pending: set[asyncio.Task[Any]] = set()  # requests being answered
-
-    @property
-    def bound_port(self) -> int:
-        """The TCP port listened on (after ``listen()``)."""
-        listener = cast(asyncio.base_events.Server, self.transport)
-        port: int = listener.sockets[0].getsockname()[1]
-        return port
+        self.pending = set()
+        self.answers_unknown_units = framer is FramerType.SOCKET
 
     async def close_all(self) -> None:
         """Stop listening, drop the connections and cancel answers in progress."""
@@ -234,3 +244,65 @@ class FaultInjectingTcpServer(ModbusTcpServer):
     def callback_new_connection(self) -> ServerRequestHandler:
         # pymodbus leaves this __init__ unannotated.
         return _FaultInjectingHandler(self, None, None, None)  # type: ignore[no-untyped-call]
+
+
+def _placeholder() -> SimDevice:
+    return SimDevice(id=0, simdata=SimData(0))
+
+
+class FaultInjectingTcpServer(FaultInjectingServer, ModbusTcpServer):
+    """A pymodbus TCP server whose answers come from ``store`` and obey its faults.
+
+    ``framer=FramerType.RTU`` serves RTU frames over TCP, as a serial device
+    server (a transparent RS-485 to Ethernet converter) passes them on.
+    """
+
+    def __init__(
+        self,
+        store: RequestStore,
+        clock: Clock,
+        host: str,
+        port: int,
+        *,
+        framer: FramerType = FramerType.SOCKET,
+    ) -> None:
+        super().__init__(_placeholder(), address=(host, port), framer=framer)
+        self._setup_faults(store, clock, framer)
+
+    @property
+    def bound_port(self) -> int:
+        """The TCP port listened on (after ``listen()``)."""
+        listener = cast(asyncio.base_events.Server, self.transport)
+        port: int = listener.sockets[0].getsockname()[1]
+        return port
+
+
+class FaultInjectingSerialServer(FaultInjectingServer, ModbusSerialServer):
+    """A pymodbus RTU server on a serial device (a real port or one end of a pty pair).
+
+    All units share the line, as devices on one RS-485 bus do. pymodbus'
+    serial transport keeps no inter-frame timing: a frame ends when its
+    length and CRC say so, not after 3.5 characters of silence.
+    """
+
+    def __init__(
+        self,
+        store: RequestStore,
+        clock: Clock,
+        device: str,
+        *,
+        baudrate: int = 19200,
+        bytesize: int = 8,
+        parity: str = "N",
+        stopbits: int = 1,
+    ) -> None:
+        super().__init__(
+            _placeholder(),
+            framer=FramerType.RTU,
+            port=device,
+            baudrate=baudrate,
+            bytesize=bytesize,
+            parity=parity,
+            stopbits=stopbits,
+        )
+        self._setup_faults(store, clock, FramerType.RTU)

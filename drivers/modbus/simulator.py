@@ -1,11 +1,11 @@
-"""A Modbus TCP device simulator for tests, demos and benchmarks.
+"""A Modbus device simulator for tests, demos and benchmarks: TCP, RTU over TCP, serial RTU.
 
 :class:`SimulatedDevice` holds the four tables of one unit id, filled from
 named :class:`SimPoint` values through the codec (:func:`encode`); ``set``
 changes a value live and ``get`` decodes what is there now, including what a
 client wrote. :class:`ModbusSimulator` serves several devices (unit ids) on
-one TCP port with pymodbus and lets each unit misbehave on demand
-(:mod:`drivers.modbus.faults`)::
+one TCP port or one serial line with pymodbus and lets each unit misbehave
+on demand (:mod:`drivers.modbus.faults`)::
 
     pump = SimulatedDevice(1, [SimPoint("speed", Table.HOLDING, 0, ValueSpec(DataType.UINT16), 0)])
     async with ModbusSimulator([pump]) as sim:
@@ -15,11 +15,19 @@ one TCP port with pymodbus and lets each unit misbehave on demand
 Like a real device, a request touching an address that no point covers is
 answered with exception 2 (illegal data address); a ``lenient`` device reads
 such addresses as zero and accepts writes to them. A unit id that is not
-served is answered with exception 11 (gateway target failed to respond).
+served is answered with exception 11 (gateway target failed to respond) on
+Modbus TCP and not at all with RTU framing, as on a real bus.
+
+Transports (``transport=``): ``"tcp"`` (Modbus TCP, the default),
+``"rtu_over_tcp"`` (RTU frames on a TCP port, as a serial device server
+passes them on) and ``"serial"`` (RTU on ``serial_port``, a real port or one
+end of a pty pair). The same faults work on all three.
 
 CLI for demos and manual tests (serves until Ctrl-C)::
 
     python -m drivers.modbus.simulator --port 5020 --units 1,2,3
+    python -m drivers.modbus.simulator --transport serial --serial-port /dev/pts/3 \
+        --baudrate 9600 --units 1,2
 """
 
 from __future__ import annotations
@@ -31,12 +39,21 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Literal, get_args
 
 from pymodbus.constants import ExcCodes
+from pymodbus.framer import FramerType
 
 from drivers.modbus.codec import Value, decode, encode
 from drivers.modbus.datatypes import DataType, EncodeError, ValueSpec
-from drivers.modbus.faults import Fault, FaultControl, FaultInjectingTcpServer
+from drivers.modbus.faults import (
+    Fault,
+    FaultControl,
+    FaultInjectingSerialServer,
+    FaultInjectingServer,
+    FaultInjectingTcpServer,
+)
+from drivers.modbus.link import serial_settings_problem
 from drivers.modbus.planner import ADDRESS_SPACE, Table
 from gateway.clock import Clock, SystemClock
 
@@ -44,6 +61,7 @@ __all__ = [
     "InvalidPointError",
     "ModbusSimulator",
     "SimPoint",
+    "SimTransport",
     "SimulatedDevice",
     "SimulatorError",
     "SimulatorStateError",
@@ -52,6 +70,10 @@ __all__ = [
     "demo_devices",
     "drift",
 ]
+
+
+SimTransport = Literal["tcp", "rtu_over_tcp", "serial"]
+"""How the simulator is reached: Modbus TCP, RTU over TCP, RTU on a serial device."""
 
 
 class SimulatorError(Exception):
@@ -235,10 +257,13 @@ class _Store:
 
 
 class ModbusSimulator:
-    """Serve ``devices`` (one per unit id) on one Modbus TCP port.
+    """Serve ``devices`` (one per unit id) on one Modbus TCP port or one serial line.
 
-    ``port=0`` picks a free port; read :attr:`port` after :meth:`start`.
-    Usable as ``async with``. ``clock`` times the ``slow`` fault.
+    ``transport`` picks the framing and medium (:data:`SimTransport`). On the
+    TCP ones ``port=0`` picks a free port; read :attr:`port` after
+    :meth:`start`. ``"serial"`` opens ``serial_port`` with ``baudrate``,
+    ``parity``, ``stopbits`` and ``bytesize``; ``host`` and ``port`` do not
+    apply to it. Usable as ``async with``. ``clock`` times the ``slow`` fault.
     """
 
     def __init__(
@@ -248,6 +273,12 @@ class ModbusSimulator:
         port: int = 0,
         *,
         clock: Clock | None = None,
+        transport: SimTransport = "tcp",
+        serial_port: str | None = None,
+        baudrate: int = 19200,
+        parity: str = "N",
+        stopbits: int = 1,
+        bytesize: int = 8,
     ) -> None:
         self._devices: dict[int, SimulatedDevice] = {}
         for device in devices:
@@ -256,15 +287,41 @@ class ModbusSimulator:
             self._devices[device.unit] = device
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise InvalidPointError(f"port must be 0..65535, got {port!r}")
+        if transport not in get_args(SimTransport):
+            raise InvalidPointError(
+                f"transport must be one of {', '.join(get_args(SimTransport))}, got {transport!r}"
+            )
+        if transport == "serial":
+            if not serial_port or not isinstance(serial_port, str):
+                raise InvalidPointError("transport 'serial' needs serial_port (a device path)")
+            problem = serial_settings_problem(baudrate, parity, stopbits, bytesize)
+            if problem is not None:
+                raise InvalidPointError(f"serial port {serial_port}: {problem}")
+        elif serial_port is not None:
+            raise InvalidPointError(
+                f"serial_port applies only to transport 'serial', not {transport!r}"
+            )
         self.host = host
+        self.transport: SimTransport = transport
+        self.serial_port = serial_port
+        self.baudrate, self.parity, self.stopbits, self.bytesize = (
+            baudrate,
+            parity,
+            stopbits,
+            bytesize,
+        )
         self._requested_port = port
         self._clock = clock or SystemClock()
-        self._server: FaultInjectingTcpServer | None = None
+        self._server: FaultInjectingServer | None = None
         self._port: int | None = None
 
     @property
     def port(self) -> int:
-        """The port listened on; raises SimulatorStateError before start()."""
+        """The TCP port listened on; raises SimulatorStateError before start() or on serial."""
+        if self.transport == "serial":
+            raise SimulatorStateError(
+                f"transport 'serial' has no TCP port; it serves {self.serial_port}"
+            )
         if self._port is None:
             raise SimulatorStateError("the simulator is not started; call start() first")
         return self._port
@@ -284,18 +341,37 @@ class ModbusSimulator:
         return self.device(unit).faults
 
     async def start(self) -> None:
-        """Listen; raises OSError when the port cannot be bound."""
+        """Listen; raises OSError when the port cannot be bound or the device opened."""
         if self._server is not None:
             raise SimulatorStateError("the simulator is already started")
-        server = FaultInjectingTcpServer(
-            _Store(self._devices), self._clock, self.host, self._requested_port
-        )
+        store = _Store(self._devices)
+        server: FaultInjectingServer
+        if self.transport == "serial":
+            assert self.serial_port is not None  # checked in __init__
+            server = FaultInjectingSerialServer(
+                store,
+                self._clock,
+                self.serial_port,
+                baudrate=self.baudrate,
+                parity=self.parity,
+                stopbits=self.stopbits,
+                bytesize=self.bytesize,
+            )
+            where = f"serial port {self.serial_port}"
+        else:
+            framer = FramerType.RTU if self.transport == "rtu_over_tcp" else FramerType.SOCKET
+            server = FaultInjectingTcpServer(
+                store, self._clock, self.host, self._requested_port, framer=framer
+            )
+            where = f"{self.host}:{self._requested_port}"
         try:
             await server.serve_forever(background=True)
         except RuntimeError as exc:  # pymodbus' only signal that listen() failed
-            raise OSError(f"cannot listen on {self.host}:{self._requested_port}: {exc}") from exc
+            verb = "open" if self.transport == "serial" else "listen on"
+            raise OSError(f"cannot {verb} {where}: {exc}") from exc
         self._server = server
-        self._port = server.bound_port
+        if isinstance(server, FaultInjectingTcpServer):
+            self._port = server.bound_port
 
     async def stop(self) -> None:
         """Stop listening and drop every connection; a no-op when not started."""
@@ -370,24 +446,53 @@ def _parse_units(text: str) -> list[int]:
     return units
 
 
-async def _serve(host: str, port: int, units: list[int], lenient: bool) -> None:
+async def _serve(args: argparse.Namespace) -> None:
     clock = SystemClock()
-    devices = demo_devices(units, lenient=lenient)
-    async with ModbusSimulator(devices, host, port, clock=clock) as sim:
+    units: list[int] = args.units
+    devices = demo_devices(units, lenient=args.lenient)
+    serial = args.transport == "serial"
+    sim = ModbusSimulator(
+        devices,
+        args.host,
+        args.port,
+        clock=clock,
+        transport=args.transport,
+        serial_port=args.serial_port if serial else None,
+        baudrate=args.baudrate,
+        parity=args.parity,
+        stopbits=args.stopbits,
+    )
+    async with sim:
         names = ", ".join(p.name for p in devices[0].points)
-        print(f"Modbus simulator on {host}:{sim.port}, units {units}: {names}", flush=True)
+        if serial:
+            line = f"{args.baudrate} baud 8{args.parity}{args.stopbits}"
+            where = f"(RTU) on {args.serial_port} at {line}"
+        elif args.transport == "rtu_over_tcp":
+            where = f"(RTU over TCP) on {args.host}:{sim.port}"
+        else:
+            where = f"on {args.host}:{sim.port}"
+        print(f"Modbus simulator {where}, units {units}: {names}", flush=True)
         await drift(devices, clock)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve a demo Modbus TCP map until Ctrl-C.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5020)
+    parser = argparse.ArgumentParser(description="Serve a demo Modbus map until Ctrl-C.")
+    parser.add_argument("--transport", choices=get_args(SimTransport), default="tcp")
+    parser.add_argument("--host", default="127.0.0.1", help="tcp, rtu_over_tcp")
+    parser.add_argument("--port", type=int, default=5020, help="tcp, rtu_over_tcp")
+    parser.add_argument("--serial-port", help="serial: device path, e.g. /dev/ttyUSB0")
+    parser.add_argument("--baudrate", type=int, default=19200, help="serial")
+    parser.add_argument("--parity", choices=("N", "E", "O"), default="N", help="serial")
+    parser.add_argument("--stopbits", type=int, choices=(1, 2), default=1, help="serial")
     parser.add_argument("--units", type=_parse_units, default=[1])
     parser.add_argument("--lenient", action="store_true", help="unmapped addresses read 0")
     args = parser.parse_args(argv)
+    if args.transport == "serial" and not args.serial_port:
+        parser.error("--transport serial needs --serial-port")
+    if args.transport != "serial" and args.serial_port:
+        parser.error("--serial-port applies only to --transport serial")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args.host, args.port, args.units, args.lenient))
+        asyncio.run(_serve(args))
 
 
 if __name__ == "__main__":
