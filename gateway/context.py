@@ -27,9 +27,11 @@ class RuntimeContext:
         data_dir: Path,
         device_kinds: dict[str, str],
         owned_devices: Iterable[str] = (),
+        timezone: str = "Asia/Shanghai",
     ) -> None:
         self.driver_id = driver_id
         self.site = site
+        self.timezone = timezone
         self.bus = bus
         self.clock = clock
         self.health = health

@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.clock import Clock
-from gateway.model import Command, Event, Reading
+from gateway.model import Command, Event, Priority, Reading
 
 if TYPE_CHECKING:
     from gateway.bus import Subscription
     from gateway.health import Health
     from gateway.storage.outbox import Outbox
 
-__all__ = ["Driver", "DriverConfig", "DriverContext", "PointSpec", "StrictModel"]
+__all__ = ["Driver", "DriverConfig", "DriverContext", "PointSpec", "RuleSpec", "StrictModel"]
 
 
 class StrictModel(BaseModel):
@@ -60,6 +60,21 @@ class PointSpec:
         return f"{self.device}.{self.name}"
 
 
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """A default alarm limit a driver ships with its devices (a Modbus profile's
+    "winding over 130 °C"). The site's own ``rules:`` entry with the same id
+    replaces it; the alarm engine evaluates the merged list."""
+
+    id: str  # '<device>-<limit name>' for a device's defaults
+    point: str  # '<device>.<point>'
+    high: float | None = None
+    low: float | None = None
+    priority: Priority = Priority.MEDIUM
+    description: str = ""
+    origin: str = ""  # where the default comes from, e.g. 'profile dry_type_tc'
+
+
 class DriverConfig(StrictModel):
     """Fields every driver instance has. Subclasses add ``type: Literal[...]``."""
 
@@ -78,11 +93,16 @@ class DriverConfig(StrictModel):
         """The points this driver produces (rules are checked against them)."""
         return ()
 
+    def rules(self) -> Iterable[RuleSpec]:
+        """Default alarm limits that come with this driver's devices."""
+        return ()
+
 
 class DriverContext(Protocol):
     """What the runtime gives a running driver."""
 
     site: str
+    timezone: str  # the site's IANA zone, for schedules and daily figures
     clock: Clock
     log: logging.Logger
     health: Health

@@ -110,6 +110,9 @@ class Command:
     action: str  # "open", "snapshot", "write"
     args: Mapping[str, Any] = field(default_factory=dict)
     id: str = ""  # correlation id, echoed in the driver's answer event
+    user: str = ""  # who asked (the API fills it from the session); kept in the audit record
+    role: str = ""  # the role the user acted in; a driver refuses a role the config does not allow
+    origin: str = ""  # where the request came from (an address, "api", "mqtt", "rule")
 
 
 Message: TypeAlias = Reading | Event | Alarm | Command

@@ -105,6 +105,7 @@ class Gateway:
             ctx = RuntimeContext(
                 driver_id=dcfg.id,
                 site=cfg.site.id,
+                timezone=cfg.site.timezone,
                 bus=self.bus,
                 clock=self.clock,
                 health=self.health,

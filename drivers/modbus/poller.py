@@ -41,12 +41,13 @@ OnValues = Callable[[Request, list[int] | list[bool], int], Awaitable[None] | No
 class PollStats:
     """Counters of one device, for ``/health`` and tests."""
 
-    __slots__ = ("failures", "reads", "skipped")
+    __slots__ = ("failures", "missed", "reads", "skipped")
 
     def __init__(self) -> None:
         self.reads = 0  # good reads
         self.failures = 0  # failed reads (after the link's retries)
         self.skipped = 0  # due requests not sent because the breaker was open
+        self.missed = 0  # poll ticks that passed while a request waited (the link was busy)
 
 
 class DevicePoller:
@@ -93,7 +94,9 @@ class DevicePoller:
             await self.poll_once(due)
             now = self._clock.monotonic()
             for i in due:
-                self._due[i] = _next_due(self._due[i], self.plan[i].interval, now)
+                nxt = _next_due(self._due[i], self.plan[i].interval, now)
+                self.stats.missed += round((nxt - self._due[i]) / self.plan[i].interval) - 1
+                self._due[i] = nxt
 
     async def poll_once(self, indexes: Sequence[int] | None = None) -> None:
         """Send the given requests of the plan (all by default), as the breaker allows."""

@@ -25,7 +25,7 @@ from gateway.config.problems import ConfigError, Problem, UnreadableConfigError
 from gateway.config.semantic import semantic_problems
 from gateway.config.site import SiteConfig, site_model
 from gateway.config.yamlpos import PosDict, format_path, iter_scalars
-from gateway.driver import DriverConfig, PointSpec
+from gateway.driver import DriverConfig, PointSpec, RuleSpec
 from gateway.registry import DriverRegistry, load_registry
 
 __all__ = ["ConfigError", "LoadedSite", "Problem", "load_site"]
@@ -42,6 +42,7 @@ class LoadedSite:
     base_dir: Path  # its directory; relative paths in the file are relative to it
     data_dir: Path  # config.data_dir, resolved against base_dir
     points: list[PointSpec]  # every point of the enabled drivers, with devices[].points applied
+    rules: list[RuleSpec]  # drivers' default limits, replaced by the site's rules of the same id
     from_env: frozenset[str]  # paths ('storage.timeseries.sink.token') of values from ${VAR}
     files: tuple[Path, ...]  # the site file and every file it includes
 
@@ -87,7 +88,7 @@ def load_site(
         raise ConfigError(problems)
     secrets = _env_values(tree)
     data = _versioned(tree, problems)
-    config = _validate(data, registry, problems) if data is not None else None
+    config = _validate(data, registry, problems, path.parent) if data is not None else None
     if config is not None:
         problems.extend(semantic_problems(config, data))
     if problems or config is None:
@@ -98,6 +99,7 @@ def load_site(
         base_dir=path.parent,
         data_dir=_data_dir(config, path.parent),
         points=catalogue(config),
+        rules=effective_rules(config),
         from_env=frozenset(
             format_path(p) for p, _v, m in iter_scalars(data) if m is not None and m.from_env
         ),
@@ -144,7 +146,7 @@ def _versioned(tree: PosDict, problems: list[Problem]) -> dict[str, Any] | None:
 
 
 def _validate(
-    tree: dict[str, Any], registry: DriverRegistry, problems: list[Problem]
+    tree: dict[str, Any], registry: DriverRegistry, problems: list[Problem], base_dir: Path
 ) -> SiteConfig | None:
     model = site_model(cast(tuple[type[DriverConfig], ...], registry.config_models()))
     type_problems, bad_drivers = driver_type_problems(tree, registry)
@@ -152,7 +154,8 @@ def _validate(
     # A value an earlier check already reported (an unset ${VAR}) is not reported twice.
     seen = {(p.file, p.line, p.column) for p in problems}
     try:
-        return model.model_validate(tree)
+        # Drivers resolve files named in their block (Modbus profiles) against base_dir.
+        return model.model_validate(tree, context={"base_dir": base_dir})
     except ValidationError as e:
         for err in e.errors(include_url=False):
             loc = err["loc"]
@@ -188,6 +191,22 @@ def catalogue(config: SiteConfig) -> list[PointSpec]:
                 )
             out.append(spec)
     return out
+
+
+def effective_rules(config: SiteConfig) -> list[RuleSpec]:
+    """The limit rules the alarm engine evaluates: every enabled driver's
+    defaults (a Modbus profile's "winding over 130 °C"), then the site's
+    ``rules:``; a site rule with a default's id replaces that default."""
+    merged: dict[str, RuleSpec] = {}
+    for driver in config.drivers:
+        if driver.enabled:
+            for rule in driver.rules():
+                merged[rule.id] = rule
+    for r in config.rules:
+        merged[r.id] = RuleSpec(
+            id=r.id, point=r.point, high=r.high, low=r.low, priority=r.priority, origin="site"
+        )
+    return list(merged.values())
 
 
 def _data_dir(config: SiteConfig, base_dir: Path) -> Path:

@@ -1,0 +1,84 @@
+"""Turn the answer to one planned read into readings (and derived readings).
+
+For every point a request serves, its slice of the answer is decoded with the
+point's :class:`~drivers.modbus.datatypes.ValueSpec`:
+
+- a number, string, bit or enum becomes one :class:`~gateway.model.Reading`
+  named ``<device>.<point>``; NaN/infinity and an enum code missing from the
+  table are ``UNCERTAIN`` (the codec's :func:`decode_with_quality`);
+- a bitfield becomes one reading per named bit (``<device>.<bit name>``);
+- coils and discrete inputs are ``bool``.
+
+A slice that cannot be decoded (it should not happen: the link checks the
+answer's length) is not silently dropped: it becomes a ``device.bad_value``
+event with the raw registers, so the fault is seen and nothing is lost.
+
+The fresh values then feed the device's derived points
+(:class:`~drivers.modbus.derived.DerivedPoints`), whose readings and events
+follow the raw ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from drivers.modbus.codec import decode_with_quality
+from drivers.modbus.config import ResolvedDevice
+from drivers.modbus.datatypes import CodecError, DataType
+from drivers.modbus.derived import DerivedPoints
+from drivers.modbus.planner import Request
+from gateway.model import Event, Quality, Reading, Value
+
+__all__ = ["DeviceValues"]
+
+
+class DeviceValues:
+    """Decoder of one device's answers."""
+
+    def __init__(self, device: ResolvedDevice, derived: DerivedPoints | None = None) -> None:
+        self.device = device
+        self.derived = derived
+        self._prefix = f"{device.device}."
+        self._feeds = derived.inputs if derived is not None else frozenset()
+        self.last: dict[str, tuple[Value, Quality]] = {}  # latest decoded value per point
+
+    def messages(
+        self, request: Request, values: Sequence[int] | Sequence[bool], ts: int
+    ) -> list[Reading | Event]:
+        out: list[Reading | Event] = []
+        fresh: dict[str, tuple[Value, Quality]] = {}
+        for served in request.points:
+            chunk = values[served.offset : served.offset + served.count]
+            spec = self.device.specs[served.name]
+            if request.table.is_bit:
+                if len(chunk) != 1:
+                    out.append(self._bad(served.name, list(chunk), "missing bit", ts))
+                    continue
+                fresh[served.name] = (bool(chunk[0]), Quality.GOOD)
+                continue
+            try:
+                decoded = decode_with_quality([int(v) for v in chunk], spec)
+            except CodecError as exc:
+                out.append(self._bad(served.name, [int(v) for v in chunk], str(exc), ts))
+                continue
+            if spec.type is DataType.BITFIELD:
+                assert isinstance(decoded.value, dict)
+                for bit, state in decoded.value.items():
+                    fresh[bit] = (bool(state), decoded.quality)
+            else:
+                assert not isinstance(decoded.value, dict)
+                fresh[served.name] = (decoded.value, decoded.quality)
+        for name, (value, quality) in fresh.items():
+            out.append(Reading(self._prefix + name, value, ts, quality))
+        self.last.update(fresh)
+        if self.derived is not None and not self._feeds.isdisjoint(fresh):
+            out.extend(self.derived.feed(fresh, ts))
+        return out
+
+    def _bad(self, name: str, raw: list[int] | list[bool], why: str, ts: int) -> Event:
+        return Event(
+            "device.bad_value",
+            self.device.device,
+            ts,
+            {"point": name, "raw": list(raw), "error": why},
+        )
