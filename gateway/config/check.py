@@ -47,10 +47,17 @@ def summary(site: LoadedSite) -> str:
         _count(len(cfg.devices), "device"),
         _count(len(site.points), "point"),
         drivers,
-        _count(len(cfg.rules), "rule"),
+        _rules(site),
     ]
     sink = cfg.storage.timeseries.sink.type
     return f"{head}: {', '.join(parts)}; time series -> {sink}"
+
+
+def _rules(site: LoadedSite) -> str:
+    """'5 rules', or '43 rules (40 profile defaults)' when drivers ship defaults."""
+    defaults = sum(1 for r in site.rules if r.origin != "site")
+    text = _count(len(site.rules), "rule")
+    return f"{text} ({defaults} profile defaults)" if defaults else text
 
 
 def run_check(

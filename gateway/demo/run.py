@@ -29,7 +29,8 @@ class DemoError(RuntimeError):
 async def run_demo(
     site_path: Path, data_dir: Path, duration: float | None, console: Console
 ) -> int:
-    # The simulator is an MQTT client: import it only when the demo runs.
+    # The simulators need the mqtt and modbus extras: import them only when the demo runs.
+    from drivers.modbus.estate import ControlServer, Estate
     from drivers.mqtt.simulator import EstateSimulator, SimulatorSettings
 
     async with contextlib.AsyncExitStack() as stack:
@@ -39,7 +40,16 @@ async def run_demo(
             console.print(f"[red]{t('demo.no_mosquitto', 'en')}[/red]")
             console.print(t("demo.no_mosquitto", "zh-CN"))
             return 2
-        env = {**os.environ, "DEMO_MQTT_PORT": str(port), "DEMO_DATA_DIR": str(data_dir)}
+        # The power room and pump room: Modbus servers playing the device profiles.
+        estate = await stack.enter_async_context(Estate())
+        control = await stack.enter_async_context(ControlServer(estate))
+        env = {
+            **os.environ,
+            "DEMO_MQTT_PORT": str(port),
+            "DEMO_DATA_DIR": str(data_dir),
+            "DEMO_MODBUS_POWER_PORT": str(estate.ports["power_room"]),
+            "DEMO_MODBUS_PUMP_PORT": str(estate.ports["pump_room"]),
+        }
         site = load_site(site_path, env=env)
         loc = site.config.site.locale
         gw = Gateway(site, load_registry(), metrics_interval=5)
@@ -60,8 +70,18 @@ async def run_demo(
             loop.call_later(duration, stop.set)
 
         console.print(t("demo.broker", loc, port=port))
+        console.print(
+            t(
+                "demo.modbus",
+                loc,
+                power=estate.ports["power_room"],
+                pump=estate.ports["pump_room"],
+                control=control.port,
+            )
+        )
         runner = asyncio.create_task(gw.run(stop))
         sim_task = asyncio.create_task(sim.run())
+        physics = asyncio.create_task(estate.run(gw.clock))
         title = t("demo.title", loc, site=site.config.site.name or site.config.site.id)
         sink = site.config.storage.timeseries.sink.type
         with Live(console=console, refresh_per_second=2, transient=False) as live:
@@ -82,7 +102,8 @@ async def run_demo(
         console.print()
         console.print(t("demo.stopping", loc))
         sim_task.cancel()
-        await asyncio.gather(sim_task, return_exceptions=True)
+        physics.cancel()
+        await asyncio.gather(sim_task, physics, return_exceptions=True)
         stop.set()
         await runner
         return 0

@@ -47,7 +47,7 @@ def test_drivers_lists_the_mqtt_drivers() -> None:
         for line in res.stdout.splitlines()
         if line.strip() and "unavailable:" not in line
     }
-    assert {"mqtt", "mqtt_uplink"} <= available
+    assert {"mqtt", "mqtt_uplink", "modbus"} <= available
 
 
 @pytest.mark.slow
@@ -59,9 +59,12 @@ def test_demo_runs_the_simulated_estate_and_stores_its_history(tmp_path: Path) -
     con.close()
     assert {"tx1.winding_temp_a", "pm1.power_factor", "pump1.outlet_pressure"} <= names
     assert {"power_room.temperature", "control_room.humidity"} <= names
+    # the power room and pump room come over Modbus from the physics estate
+    assert {"tx1.winding_temp_max", "pm1.daily_energy", "tank1.level_percent"} <= names
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["drivers"]["field-sensors"]["state"] == "stopped"
     assert status["devices"]["field-sensors"]["online"] is True
+    assert status["devices"]["tx1"]["online"] is True and status["devices"]["pump4"]["online"]
     assert status["figures"]["ts_written"] > 0
     assert "Stopping" in res.stdout or "正在停止" in res.stdout
     shown = gateway("status", "--data-dir", str(tmp_path))
