@@ -189,3 +189,18 @@ def test_serial_connection_needs_a_port_and_gets_a_pause(tmp_path: Path) -> None
     conn = cfg.connections[0]
     assert conn.name == "/dev/ttyS1"
     assert conn.effective_pause_s == pytest.approx(3.5 * 11 / 9600)
+
+
+def test_the_sample_block_loads(tmp_path: Path) -> None:
+    sample = Path(__file__).resolve().parents[3] / "drivers" / "modbus" / "sample.yaml"
+    kinds = {"tx1": "transformer", "pm1": "power_meter", "pump1": "pump", "pump2": "pump"}
+    kinds |= {"tank1": "tank", "dio1": "other", "hvac1": "hvac"}
+    devices = "".join(f"  - {{id: {d}, kind: {k}}}\n" for d, k in kinds.items())
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(f"version: 1\nsite: {{id: s}}\ninclude: [{sample}]\ndevices:\n{devices}")
+    loaded = load_site(site_file)
+    points = {p.point for p in loaded.points}
+    assert {"tx1.winding_temp_max", "pm1.daily_energy", "hvac1.compressor_on"} <= points
+    rules = {r.id: r for r in loaded.rules}
+    assert rules["tx1-winding_alarm"].high == 125
+    assert rules["pm1-pf_low"].low == 0.92 and rules["pm1-pf_low"].priority is Priority.HIGH
