@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_DEBS := mosquitto
 TEST_DEBS := mosquitto influxdb victoria-metrics socat
 
-.PHONY: demo test lint typecheck unit docs bench clean venv
+.PHONY: demo test lint typecheck unit docs bench bench-modbus clean venv
 
 demo: $(VENV)/.demo
 	./deploy/ensure-debs.sh $(DEMO_DEBS)
@@ -30,6 +30,9 @@ docs: $(VENV)/.dev
 bench: $(VENV)/.dev
 	./deploy/ensure-debs.sh $(TEST_DEBS)
 	$(BIN)/python bench/ingest.py
+
+bench-modbus: $(VENV)/.dev
+	$(BIN)/python bench/modbus_poll.py
 
 # python3 -m venv needs Debian's python3-venv; install it when it is missing.
 $(VENV)/bin/python:
