@@ -141,7 +141,10 @@ async def test_dead_unit_does_not_starve_healthy_ones() -> None:
     assert [e.data["reason"].split(":")[0] for e in rec.events if e.source == "dev9"] == [
         "DeviceTimeout"
     ]
-    assert link.requests == sum(p.stats.reads + p.stats.failures for p in pollers.values())
+    # Every request sent is accounted for, except the one the cancellation may
+    # have cut off in flight (one at a time on a link).
+    counted = sum(p.stats.reads + p.stats.failures for p in pollers.values())
+    assert 0 <= link.requests - counted <= 1
 
 
 async def test_offline_then_online_when_server_returns() -> None:
