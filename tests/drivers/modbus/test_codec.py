@@ -7,11 +7,9 @@ or a wrong codec cannot agree by construction.
 
 from __future__ import annotations
 
-import json
 import math
 import string
 import struct
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +25,8 @@ from drivers.modbus.codec import (
 )
 from drivers.modbus.datatypes import OPTIONS, ByteOrder, DataType, ValueSpec, order_for_register
 from gateway.model import Quality
+from tests.drivers.modbus import golden_vectors as gv
 
-GOLDEN = Path(__file__).parent / "golden"
 STRUCT = {
     "int16": ">h",
     "uint16": ">H",
@@ -55,8 +53,8 @@ PATTERN = {
 
 def _load() -> list[Any]:
     cases = []
-    for path in sorted(GOLDEN.glob("*.json")):
-        for i, vector in enumerate(json.loads(path.read_text())["vectors"]):
+    for path in gv.files():
+        for i, vector in enumerate(gv.vectors(path)):
             cases.append(pytest.param(vector, id=f"{path.stem}-{i}-{vector['type']}"))
     return cases
 
@@ -64,36 +62,10 @@ def _load() -> list[Any]:
 VECTORS = _load()
 
 
-def _registers(vector: dict[str, Any]) -> list[int]:
-    return [int(r, 16) if isinstance(r, str) else int(r) for r in vector["registers"]]
-
-
-def _expected(vector: dict[str, Any]) -> Any:
-    value = vector["expected"]
-    if vector["type"].startswith("float") and isinstance(value, str):
-        return float(value)
-    return value
-
-
-def _spec(vector: dict[str, Any]) -> ValueSpec:
-    options = dict(vector.get("options", {}))
-    if "labels" in options:
-        options["labels"] = {int(k): v for k, v in options["labels"].items()}
-    return ValueSpec(type=vector["type"], order=vector["order"], **options)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    return type(a) is type(b) and a == b
-
-
 def _struct_value(vector: dict[str, Any]) -> Any:
     """The value of the registers computed with struct only (no codec)."""
     fmt = STRUCT[vector["type"]]
-    registers = _registers(vector)
+    registers = gv.registers(vector)
     wire = b"".join(r.to_bytes(2, "big") for r in registers)
     pattern = PATTERN[len(registers)][vector["order"]]
     canonical = bytearray(len(wire))
@@ -125,21 +97,21 @@ def test_golden_files_cover_every_type_and_order() -> None:
 
 @pytest.mark.parametrize("vector", VECTORS)
 def test_golden_vector_decodes(vector: dict[str, Any]) -> None:
-    spec = _spec(vector)
-    expected = _expected(vector)
+    spec = gv.spec(vector)
+    expected = gv.expected(vector)
     if vector["type"] in STRUCT:
-        assert _same(_struct_value(vector), expected), "golden file disagrees with struct"
-    value, quality = decode_with_quality(_registers(vector), spec)
-    assert _same(value, expected)
+        assert gv.same(_struct_value(vector), expected), "golden file disagrees with struct"
+    value, quality = decode_with_quality(gv.registers(vector), spec)
+    assert gv.same(value, expected)
     assert quality == Quality(vector.get("quality", "good"))
 
 
 @pytest.mark.parametrize("vector", VECTORS)
 def test_golden_vector_round_trips(vector: dict[str, Any]) -> None:
-    spec = _spec(vector)
-    registers = _registers(vector)
+    spec = gv.spec(vector)
+    registers = gv.registers(vector)
     value = decode(registers, spec)
-    assert _same(decode(encode(value, spec, base=registers[0]), spec), value)
+    assert gv.same(decode(encode(value, spec, base=registers[0]), spec), value)
     if not vector.get("lossy"):
         assert encode(value, spec, base=registers[0]) == registers
 

@@ -11,8 +11,6 @@ against each other.
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 import shutil
 import signal
 import sys
@@ -47,11 +45,11 @@ from drivers.modbus.simulator import (
     main,
 )
 from gateway.clock import ManualClock
+from tests.drivers.modbus import golden_vectors as gv
 from tests.fixtures.serial import SOCAT_MISSING, socat_pty_pair
 
 BAUD = 115200
 TIMEOUT = 0.3
-GOLDEN = Path(__file__).parent / "golden"
 U16 = ValueSpec(DataType.UINT16)
 F32 = ValueSpec(DataType.FLOAT32)
 
@@ -124,28 +122,6 @@ def holding_answer(unit: int, registers: list[int]) -> bytes:
 # --- golden vectors over the line ---------------------------------------------
 
 
-def _spec(vector: dict[str, Any]) -> ValueSpec:
-    options = dict(vector.get("options", {}))
-    if "labels" in options:
-        options["labels"] = {int(k): v for k, v in options["labels"].items()}
-    return ValueSpec(type=vector["type"], order=vector["order"], **options)
-
-
-def _expected(vector: dict[str, Any]) -> Any:
-    value = vector["expected"]
-    if vector["type"].startswith("float") and isinstance(value, str):
-        return float(value)
-    return value
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        if math.isnan(a) or math.isnan(b):
-            return math.isnan(a) and math.isnan(b)
-        return a == b and math.copysign(1, a) == math.copysign(1, b)
-    return type(a) is type(b) and a == b
-
-
 @dataclass
 class Placed:
     vector: dict[str, Any]
@@ -161,7 +137,7 @@ def _place(vectors: list[dict[str, Any]]) -> tuple[list[SimulatedDevice], list[P
     points: dict[int, list[SimPoint]] = {1: [], 2: [], 3: []}
     next_free: dict[tuple[int, Table], int] = {}
     for i, vector in enumerate(vectors):
-        spec = _spec(vector)
+        spec = gv.spec(vector)
         unit = 1 + i % 3
         if spec.is_bit_table:
             table = Table.COIL if i % 2 else Table.DISCRETE
@@ -169,12 +145,12 @@ def _place(vectors: list[dict[str, Any]]) -> tuple[list[SimulatedDevice], list[P
             table = Table.HOLDING if i % 2 else Table.INPUT
         address = next_free.get((unit, table), 0)
         next_free[(unit, table)] = address + spec.count
-        points[unit].append(SimPoint(f"v{i}", table, address, spec, _expected(vector)))
+        points[unit].append(SimPoint(f"v{i}", table, address, spec, gv.expected(vector)))
         placed.append(Placed(vector, spec, unit, table, address))
     return [SimulatedDevice(unit, pts) for unit, pts in points.items()], placed
 
 
-GOLDEN_FILES = sorted(p.name for p in GOLDEN.glob("*.json"))
+GOLDEN_FILES = [p.name for p in gv.files()]
 
 
 @pytest.mark.parametrize("name", GOLDEN_FILES)
@@ -184,7 +160,7 @@ async def test_golden_vectors_round_trip_over_rtu(pty: tuple[str, str], name: st
     Where the golden registers are the only encoding of the value (not
     'lossy', no foreign bits around a bit), the wire must carry exactly them.
     """
-    vectors = json.loads((GOLDEN / name).read_text())["vectors"]
+    vectors = gv.vectors(gv.GOLDEN / name)
     devices, placed = _place(vectors)
     opened = await open_line(pty, devices)
     link = opened.link()
@@ -193,11 +169,11 @@ async def test_golden_vectors_round_trip_over_rtu(pty: tuple[str, str], name: st
             raw = await link.read(p.table, p.address, p.spec.count, unit=p.unit)
             registers = [int(v) for v in raw]
             where = f"{name} {p.vector}"
-            assert _same(decode(registers, p.spec), _expected(p.vector)), where
-            assert registers == encode(_expected(p.vector), p.spec), where
+            assert gv.same(decode(registers, p.spec), gv.expected(p.vector)), where
+            assert registers == encode(gv.expected(p.vector), p.spec), where
             exact = not p.vector.get("lossy") and p.vector["type"] not in ("bit", "bitfield")
             if exact:
-                golden = [int(r, 16) if isinstance(r, str) else r for r in p.vector["registers"]]
+                golden = gv.registers(p.vector)
                 assert registers == golden, where
         assert link.requests == len(vectors)
         assert link.connects == 1
