@@ -30,7 +30,7 @@ from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_
 
 from drivers.modbus.datatypes import ByteOrder, DataType, SpecError, ValueSpec, order_for_register
 from drivers.modbus.derived import DerivedSpec, resolve_rating
-from drivers.modbus.planner import PlanError, PlanLimits, PlanPoint, Table, build_plan
+from drivers.modbus.planner import Plan, PlanError, PlanLimits, PlanPoint, Table, build_plan
 from gateway.driver import DriverConfig, PointSpec, RuleSpec, StrictModel
 from gateway.model import Priority
 
@@ -363,17 +363,10 @@ class ResolvedDevice:
     profile: str | None
     points: Mapping[str, ModbusPointConfig]
     specs: Mapping[str, ValueSpec]  # by point entry name, device order applied
-    intervals: Mapping[str, float]
     derived: Mapping[str, DerivedSpec]
     params: Mapping[str, float]
     limits: Mapping[str, LimitConfig]  # effective: profile defaults with the site's overrides
-    limits_plan: PlanLimits
-
-    def plan_points(self) -> list[PlanPoint]:
-        return [
-            PlanPoint(name, p.table, p.address, self.specs[name].count, self.intervals[name])
-            for name, p in self.points.items()
-        ]
+    plan: Plan  # the reads that poll it, planned once at load time
 
     def output_names(self) -> list[str]:
         """Every point name the device publishes (bit names, then derived)."""
@@ -481,9 +474,7 @@ def _resolve_device(dev: ModbusDeviceConfig, library: ProfileLibrary) -> Resolve
     if not points:
         raise ValueError("no points: give a profile or points")
     order = dev.order or (profile.order if profile else None)
-    interval = dev.interval_s
-    specs = {name: p.value_spec(order) if p.order is None else p.spec for name, p in points.items()}
-    intervals = {name: p.interval_s or interval for name, p in points.items()}
+    specs = {name: p.value_spec(order) for name, p in points.items()}
     derived: dict[str, DerivedSpec] = dict(profile.derived) if profile else {}
     derived.update(dev.derived)
     params = {**(profile.defaults() if profile else {}), **dev.params}
@@ -532,20 +523,22 @@ def _resolve_device(dev: ModbusDeviceConfig, library: ProfileLibrary) -> Resolve
         max_gap_bits=min(dev.max_gap_bits, dev.workarounds.max_bits),
         read_coils_from_zero=dev.workarounds.read_coils_from_zero,
     )
-    resolved = ResolvedDevice(
+    plan_points = [
+        PlanPoint(name, p.table, p.address, specs[name].count, p.interval_s or dev.interval_s)
+        for name, p in points.items()
+    ]
+    try:
+        plan = build_plan(plan_points, plan_limits)
+    except PlanError as exc:
+        raise ValueError(str(exc)) from None
+    return ResolvedDevice(
         device=dev.device,
         unit=dev.unit,
         profile=dev.profile,
         points=points,
         specs=specs,
-        intervals=intervals,
         derived=derived,
         params=params,
         limits=limits,
-        limits_plan=plan_limits,
+        plan=plan,
     )
-    try:
-        build_plan(resolved.plan_points(), plan_limits)
-    except PlanError as exc:
-        raise ValueError(str(exc)) from None
-    return resolved

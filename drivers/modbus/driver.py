@@ -29,7 +29,7 @@ from drivers.modbus.derived import DerivedPoints
 from drivers.modbus.derived_state import DerivedState, DerivedStateStore
 from drivers.modbus.device_values import DeviceValues
 from drivers.modbus.link import ClientFactory, ModbusLink, serial_client_factory, tcp_client_factory
-from drivers.modbus.planner import Request, build_plan
+from drivers.modbus.planner import Request
 from drivers.modbus.poller import DevicePoller
 from drivers.modbus.writes import DeviceWriter
 from gateway.driver import Driver, DriverContext
@@ -140,7 +140,7 @@ class ModbusDriver(Driver):
         return DevicePoller(
             device.device,
             device.unit,
-            build_plan(device.plan_points(), device.limits_plan),
+            device.plan,
             link,
             CircuitBreaker(
                 min_delay_s=cfg.offline_min_s, max_delay_s=cfg.offline_max_s, clock=ctx.clock

@@ -5,7 +5,6 @@ from __future__ import annotations
 from drivers.modbus.codec import decode
 from drivers.modbus.config import ModbusDriverConfig
 from drivers.modbus.device_values import DeviceValues
-from drivers.modbus.planner import build_plan
 from gateway.model import Quality, Reading
 
 POINTS = {
@@ -30,7 +29,7 @@ def device_values() -> DeviceValues:
 
 def test_every_16_bit_value_decodes_as_the_codec_does() -> None:
     dv = device_values()
-    (request,) = build_plan(dv.device.plan_points())
+    (request,) = dv.device.plan
     specs = dv.device.specs
     for raw in range(0, 0x10000, 7):
         words = [raw, raw, raw, raw, 0x8001]
@@ -43,7 +42,7 @@ def test_every_16_bit_value_decodes_as_the_codec_does() -> None:
 
 def test_out_of_range_register_is_a_bad_value_event_not_a_crash() -> None:
     dv = device_values()
-    (request,) = build_plan(dv.device.plan_points())
+    (request,) = dv.device.plan
     out = dv.messages(request, [70000, 1, 2, 3, 0], 5)
     bad = [m for m in out if not isinstance(m, Reading)]
     assert [e.data["point"] for e in bad] == ["u"]

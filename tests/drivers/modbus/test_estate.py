@@ -44,7 +44,6 @@ from drivers.modbus.estate import (
 from drivers.modbus.faults import FaultKind
 from drivers.modbus.link import DeviceException, DeviceTimeout, ModbusLink, tcp_client_factory
 from drivers.modbus.physics import load_curve, water_demand_curve
-from drivers.modbus.planner import build_plan
 from drivers.modbus.profiles import LIBRARY_DIR, ProfileLibrary
 from drivers.modbus.simulator import InvalidPointError
 from gateway.clock import ManualClock
@@ -348,7 +347,7 @@ def link_for(estate: Estate, room: str, timeout_s: float = 1.0) -> ModbusLink:
 
 async def read_device(link: ModbusLink, device: ResolvedDevice) -> dict[str, Value]:
     values: dict[str, Value] = {}
-    for request in build_plan(device.plan_points(), device.limits_plan):
+    for request in device.plan:
         answer = await link.read(request.table, request.start, request.count, device.unit)
         for served_point in request.points:
             chunk = answer[served_point.offset : served_point.offset + served_point.count]

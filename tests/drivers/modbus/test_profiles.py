@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from drivers.modbus.config import ModbusDriverConfig, ResolvedDevice
 from drivers.modbus.datatypes import DataType
-from drivers.modbus.planner import build_plan, describe
+from drivers.modbus.planner import describe
 from drivers.modbus.profiles import LIBRARY_DIR, ProfileError, ProfileLibrary
 from gateway.model import Priority
 
@@ -72,7 +72,7 @@ def test_profile_loads_resolves_and_plans_in_a_few_requests(name: str) -> None:
     assert not missing, f"add a value for {missing} to REQUIRED"
 
     device = resolve(name)
-    plan = build_plan(device.plan_points(), device.limits_plan)
+    plan = device.plan
     print(f"\n{name}: {describe(plan)}")
     assert 1 <= len(plan) <= 4
     assert all(r.count <= 125 for r in plan if not r.table.is_bit)
