@@ -25,6 +25,7 @@ or answered an exception).
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -111,7 +112,7 @@ class DeviceWriter:
         except LinkError as exc:
             data.update(result=WriteOutcome.FAILED, reason=type(exc).__name__, error=str(exc))
         event = Event("command.write", self.device.device, self.ctx.clock.time_ns(), data)
-        level = 20 if data["result"] == WriteOutcome.CONFIRMED else 30
+        level = logging.INFO if data["result"] == WriteOutcome.CONFIRMED else logging.WARNING
         self.ctx.log.log(
             level,
             "write %s.%s = %r by %s (%s): %s %s",

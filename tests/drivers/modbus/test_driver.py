@@ -268,6 +268,10 @@ async def test_writes_are_checked_confirmed_and_audited(
         assert too_high["reason"] == "out_of_range"
         read_only = await send(args={"point": "temp_a", "value": 1}, role="engineer")
         assert read_only["reason"] == "not_writable"
+        not_a_number = await send(args={"point": "speed", "value": "fast"}, role="engineer")
+        assert not_a_number["result"] == "refused" and not_a_number["reason"] == "bad_value"
+        no_value = await send(args={"point": "speed"}, role="engineer")
+        assert no_value["reason"] == "bad_value"
         assert sim.device(1).get("speed") == 1200  # nothing refused reached the device
 
         sim.faults(1).exception(4)
