@@ -20,6 +20,7 @@ from typing import Any, TypeAlias
 __all__ = [
     "Alarm",
     "AlarmState",
+    "Category",
     "Command",
     "Event",
     "Message",
@@ -50,6 +51,18 @@ class Priority(enum.StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
+
+
+class Category(enum.StrEnum):
+    """What an alarm is about; decides the team, the certification and the route."""
+
+    FIRE = "fire"
+    SECURITY = "security"
+    ELECTRICAL = "electrical"
+    WATER = "water"
+    LIFT = "lift"
+    HVAC = "hvac"
+    IT = "it"
 
 
 class AlarmState(enum.StrEnum):
@@ -90,16 +103,29 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Alarm:
-    """A transition of one alarm, as the alarm engine announces it."""
+    """A transition of one alarm, as the alarm engine announces it (after it
+    is stored: see gateway/alarms/).
 
-    id: str  # one alarm per (rule, source) at a time
+    ``state`` is the ISA-18.2 state after the transition; ``transition`` says
+    what happened (``activated``, ``cleared``, ``acknowledged``, ``shelved``
+    ...: :data:`gateway.alarms.TRANSITIONS`). ``user`` and ``note`` say who did
+    it and why, for operator actions.
+    """
+
+    id: str  # one alarm per (rule, source) at a time: "<rule>@<source>"
     rule: str
-    source: str
+    source: str  # a point ('tx1.winding_temp_a') or a device ('tx1')
     state: AlarmState
     priority: Priority
     ts: int  # UTC, ns since the epoch
     message: str = ""
     data: Mapping[str, Any] = field(default_factory=dict)
+    transition: str = ""
+    category: str = ""  # a Category value
+    route: str = ""  # the escalation route (a key of oncall.policies)
+    device: str = ""
+    user: str = ""
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

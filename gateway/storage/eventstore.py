@@ -53,6 +53,7 @@ __all__ = [
     "MigrationFailed",
     "StoredEvent",
     "alembic_config",
+    "append_in",
     "mask_url",
 ]
 
@@ -282,7 +283,14 @@ class EventStore:
             await engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+    async def begin(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction on the store (committed when the block ends without
+        an error). Services that own tables of their own (alarms, escalations,
+        deliveries) write them here together with their events, through
+        :func:`append_in`, so a transition and its record land together.
+
+        Raises :class:`EventStoreUnavailable` when the database cannot be reached.
+        """
         if self._engine is None:
             raise EventStoreError("the event store is not open (call open() first)")
         try:
@@ -310,13 +318,11 @@ class EventStore:
         Every event is validated first: one bad event raises
         :class:`InvalidEvent` (naming its index) and nothing is written.
         """
-        rows = [_event_row(i, ev) for i, ev in enumerate(events)]
-        if not rows:
+        if not events:
             return []
-        stmt = insert(events_table).returning(events_table.c.id, sort_by_parameter_order=True)
-        async with self._begin() as conn:
-            result = await conn.execute(stmt, rows)
-            return [int(row[0]) for row in result]
+        rows = [_event_row(i, ev) for i, ev in enumerate(events)]
+        async with self.begin() as conn:
+            return await _insert(conn, rows)
 
     async def query(
         self,
@@ -351,7 +357,7 @@ class EventStore:
             stmt = stmt.where(events_table.c.ts < until)
         if after_id is not None:
             stmt = stmt.where(events_table.c.id > after_id)
-        async with self._begin() as conn:
+        async with self.begin() as conn:
             result = await conn.execute(stmt)
             return [
                 StoredEvent(
@@ -360,6 +366,19 @@ class EventStore:
                 )
                 for row in result
             ]
+
+
+async def append_in(conn: AsyncConnection, events: Sequence[Event]) -> list[int]:
+    """Store ``events`` inside the caller's transaction (from :meth:`EventStore.begin`);
+    returns their ids. Validates like :meth:`EventStore.append_many`."""
+    rows = [_event_row(i, ev) for i, ev in enumerate(events)]
+    return await _insert(conn, rows) if rows else []
+
+
+async def _insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> list[int]:
+    stmt = insert(events_table).returning(events_table.c.id, sort_by_parameter_order=True)
+    result = await conn.execute(stmt, rows)
+    return [int(row[0]) for row in result]
 
 
 def _reason(exc: BaseException) -> str:

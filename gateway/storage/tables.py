@@ -14,15 +14,30 @@ later revisions can address them on every backend.
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, MetaData, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 __all__ = [
+    "ALARM_ID_MAX_LEN",
     "NAMING_CONVENTION",
     "SOURCE_MAX_LEN",
     "TYPE_MAX_LEN",
     "Id",
     "Json",
+    "ack_tokens",
+    "alarms",
+    "deliveries",
+    "escalations",
     "events",
     "metadata",
 ]
@@ -37,6 +52,7 @@ NAMING_CONVENTION = {
 
 TYPE_MAX_LEN = 128
 SOURCE_MAX_LEN = 255
+ALARM_ID_MAX_LEN = 400  # "<rule>@<source>"
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -54,4 +70,80 @@ events = Table(
     Column("data", Json, nullable=False),
     Index("ix_events_type_ts", "type", "ts"),
     Index("ix_events_source_ts", "source", "ts"),
+)
+
+# The current state of every alarm that is not plainly normal (active,
+# unacknowledged, latched, shelved, suppressed or out of service): what a
+# restart reloads. ``record`` is the alarm manager's full record as JSON; the
+# other columns are copies of its fields, for filtering. Every transition is
+# also an ``alarm.<transition>`` event in ``events`` (the history), written in
+# the same transaction.
+alarms = Table(
+    "alarms",
+    metadata,
+    Column("id", String(ALARM_ID_MAX_LEN), primary_key=True, comment="<rule>@<source>"),
+    Column("rule", String(TYPE_MAX_LEN), nullable=False),
+    Column("source", String(SOURCE_MAX_LEN), nullable=False, comment="point or device"),
+    Column("device", String(SOURCE_MAX_LEN), nullable=False),
+    Column("state", String(32), nullable=False, comment="an AlarmState value"),
+    Column("priority", String(16), nullable=False),
+    Column("category", String(16), nullable=False),
+    Column("control_room", String(64), nullable=False),
+    Column("active", Boolean, nullable=False, comment="the process condition is present"),
+    Column("updated_ts", BigInteger, nullable=False, comment="UTC ns of the last transition"),
+    Column("record", Json, nullable=False),
+    Index("ix_alarms_state", "state"),
+    Index("ix_alarms_device", "device"),
+)
+
+# One row per alarm that has (or had) an escalation running: where it is in its
+# policy and when the next step is due, so a restart resumes it on time.
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("alarm_id", String(ALARM_ID_MAX_LEN), primary_key=True),
+    Column("policy", String(TYPE_MAX_LEN), nullable=False),
+    Column("level", Integer, nullable=False, comment="1-based level reached"),
+    Column("status", String(16), nullable=False, comment="running or stopped"),
+    Column("started_ts", BigInteger, nullable=False),
+    Column("next_ts", BigInteger, nullable=True, comment="UTC ns of the next step, if any"),
+    Column("record", Json, nullable=False),
+    Index("ix_escalations_status_next_ts", "status", "next_ts"),
+)
+
+# Every message the gateway tried to send, with its fate.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False, comment="UTC ns when it was queued"),
+    Column("updated_ts", BigInteger, nullable=False),
+    Column("notification", String(64), nullable=False, comment="notification id"),
+    Column("alarm_id", String(ALARM_ID_MAX_LEN), nullable=True),
+    Column("person", String(TYPE_MAX_LEN), nullable=True),
+    Column("channel", String(TYPE_MAX_LEN), nullable=False),
+    Column(
+        "status",
+        String(16),
+        nullable=False,
+        comment="queued, sent, failed, fell_back, rate_limited, digested",
+    ),
+    Column("attempts", Integer, nullable=False),
+    Column("error", String(1000), nullable=True),
+    Column("data", Json, nullable=False),
+    Index("ix_deliveries_alarm_id", "alarm_id"),
+    Index("ix_deliveries_status_ts", "status", "ts"),
+)
+
+# Signed acknowledgement links handed out; a link works once, until it expires.
+ack_tokens = Table(
+    "ack_tokens",
+    metadata,
+    Column("nonce", String(64), primary_key=True),
+    Column("alarm_id", String(ALARM_ID_MAX_LEN), nullable=False),
+    Column("person", String(TYPE_MAX_LEN), nullable=False),
+    Column("issued_ts", BigInteger, nullable=False),
+    Column("expires_ts", BigInteger, nullable=False),
+    Column("used_ts", BigInteger, nullable=True),
+    Column("used_from", String(255), nullable=True, comment="address or channel that used it"),
 )
