@@ -28,7 +28,9 @@ def catalogue(locale: str) -> dict[str, str]:
     here = files(__name__)
     data: dict[str, str] = json.loads(here.joinpath(f"{locale}.json").read_text(encoding="utf-8"))
     suffix = f".{locale}.json"
-    for part in sorted(p for p in here.iterdir() if p.name.endswith(suffix)):
+    for part in sorted(
+        (p for p in here.iterdir() if p.name.endswith(suffix)), key=lambda p: p.name
+    ):
         fragment: dict[str, str] = json.loads(part.read_text(encoding="utf-8"))
         twice = sorted(set(fragment) & set(data))
         if twice:
