@@ -46,6 +46,9 @@ class RuntimeContext:
     async def emit(self, msg: Reading | Event) -> None:
         await self.bus.publish(msg)
 
+    async def request(self, cmd: Command) -> None:
+        await self.bus.publish(cmd)
+
     async def commands(self) -> AsyncIterator[Command]:
         if self._commands is None:
             owned = self._owned

@@ -114,6 +114,10 @@ class DriverContext(Protocol):
     def commands(self) -> AsyncIterator[Command]:
         """Commands addressed to this driver's devices."""
 
+    async def request(self, cmd: Command) -> None:
+        """Put a command on the bus for a service or another driver (an alarm
+        acknowledgement received by the MQTT uplink)."""
+
     def subscribe(
         self, name: str, kinds: Iterable[type], *, coalesce_readings: bool = False
     ) -> Subscription:

@@ -19,6 +19,7 @@ from drivers.mqtt.payload import JsonPath, TimestampFormat, ValueType
 from gateway.driver import DriverConfig, PointSpec, StrictModel
 
 __all__ = [
+    "AlarmCommandsConfig",
     "BrokerConfig",
     "EventMapping",
     "MqttIngestConfig",
@@ -338,6 +339,20 @@ class MqttIngestConfig(DriverConfig):
         return out
 
 
+class AlarmCommandsConfig(StrictModel):
+    """Alarm commands taken from the broker (one-tap acknowledgement from an
+    app or a central control room). Who may publish on the command topic is
+    decided by the broker's ACL; every command acts with ``role``."""
+
+    role: Literal["guard", "engineer", "supervisor"] = Field(
+        "guard",
+        description=(
+            "Role the commands act with (guard: acknowledge and comment; engineer: also "
+            "shelve, reset, out of service; supervisor: everything)."
+        ),
+    )
+
+
 class MqttUplinkConfig(DriverConfig):
     type: Literal["mqtt_uplink"] = Field(
         description="Publish this site's events, alarms, availability (and readings) to MQTT."
@@ -361,6 +376,13 @@ class MqttUplinkConfig(DriverConfig):
     )
     max_in_flight: int = Field(
         32, ge=1, le=1000, description="QoS 1/2 publishes awaiting the broker's ack at once."
+    )
+    alarm_commands: AlarmCommandsConfig | None = Field(
+        None,
+        description=(
+            "Take alarm commands (acknowledge, comment, shelve ...) from "
+            "'<root>/v1/<site>/alarms/command' as JSON {action, alarm, user, note}."
+        ),
     )
 
     @field_validator("topic_root")

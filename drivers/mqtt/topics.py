@@ -27,6 +27,7 @@ __all__ = [
     "OFFLINE",
     "ONLINE",
     "VERSION",
+    "alarm_command_topic",
     "alarm_payload",
     "alarm_topic",
     "availability_topic",
@@ -92,6 +93,11 @@ def availability_topic(root: str, site: str, device: str) -> str:
     return f"{base(root, site)}/availability/{level(device)}"
 
 
+def alarm_command_topic(root: str, site: str) -> str:
+    """Where alarm commands come in (``alarm_commands:`` of the uplink)."""
+    return f"{base(root, site)}/alarms/command"
+
+
 def status_topic(root: str, site: str) -> str:
     return f"{base(root, site)}/gateway/status"
 
@@ -114,6 +120,12 @@ def alarm_payload(a: Alarm) -> bytes:
         "priority": a.priority.value,
         "ts": a.ts,
         "message": a.message,
+        "transition": a.transition,
+        "category": a.category,
+        "route": a.route,
+        "device": a.device,
+        "user": a.user,
+        "note": a.note,
         "data": dict(a.data),
     }
     return _dumps(doc).encode()

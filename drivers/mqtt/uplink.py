@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import aiomqtt
 
 from drivers.mqtt import topics
+from drivers.mqtt.alarm_commands import CommandPayloadError, parse_alarm_command
 from drivers.mqtt.config import MqttUplinkConfig
 from drivers.mqtt.connection import (
     Backoff,
@@ -210,13 +211,24 @@ class MqttUplinkDriver(Driver):
             check_cancelled()
             await client.publish(status, topics.ONLINE, qos=1, retain=True)
             check_cancelled()
+            if cfg.alarm_commands is not None:
+                await client.subscribe(topics.alarm_command_topic(cfg.topic_root, ctx.site), qos=1)
+                check_cancelled()
             self._connects += 1
             self._connected = True
             backoff.reset()
             ctx.log.info("connected to %s:%s", cfg.broker.host, cfg.broker.effective_port)
             await ctx.health.device_online(cfg.id, driver=cfg.id)
+            # The first task reads client.messages, which aiomqtt ends with an
+            # MqttError when the connection drops: the alarm commands when taken,
+            # else a reader that expects nothing.
+            listen = (
+                self._alarm_commands(ctx, client)
+                if cfg.alarm_commands is not None
+                else wait_disconnected(client)
+            )
             tasks = [
-                asyncio.create_task(wait_disconnected(client)),
+                asyncio.create_task(listen),
                 asyncio.create_task(self._drain(client, outbox)),
             ]
             if cfg.publish_readings:
@@ -239,6 +251,33 @@ class MqttUplinkDriver(Driver):
                         await client.publish(
                             status, topics.OFFLINE, qos=1, retain=True, timeout=_BYE_TIMEOUT_S
                         )
+
+    async def _alarm_commands(self, ctx: DriverContext, client: aiomqtt.Client) -> None:
+        """Alarm commands from the broker onto the bus; a bad one is an event."""
+        cfg = self.config
+        assert cfg.alarm_commands is not None
+        origin = f"mqtt:{cfg.broker.host}:{cfg.broker.effective_port}"
+        async for message in client.messages:  # ends with MqttError on a disconnect
+            payload = message.payload if isinstance(message.payload, bytes) else b""
+            try:
+                cmd = parse_alarm_command(payload, cfg.alarm_commands.role, origin)
+            except CommandPayloadError as e:
+                ctx.log.warning("alarm command refused: %s", e)
+                await ctx.emit(
+                    Event(
+                        "mqtt.command_rejected",
+                        cfg.id,
+                        ctx.clock.time_ns(),
+                        {
+                            "topic": str(message.topic),
+                            "reason": str(e),
+                            "payload": payload[:2000].decode("utf-8", "replace"),
+                        },
+                    )
+                )
+                continue
+            await ctx.request(cmd)
+        raise aiomqtt.MqttError("message iterator ended")
 
     async def _drain(self, client: aiomqtt.Client, outbox: Outbox) -> None:
         """Publish the outbox oldest first, a window at a time; delete on PUBACK."""

@@ -114,6 +114,46 @@ class _Checker:
                     "swap them, or remove one",
                 )
 
+    def upstream(self) -> None:
+        """Every upstream names a known device other than itself, and no chain loops."""
+        known = self.config.device_map()
+        for i, dev in enumerate(self.config.devices):
+            for j, up in enumerate(dev.upstream):
+                path = ("devices", i, "upstream", j)
+                if up == dev.id:
+                    self.add(path, f"device {dev.id!r} lists itself as its upstream")
+                elif up not in known:
+                    self.add(
+                        path,
+                        f"upstream {self.shown(path, up)} of device {dev.id!r} is not defined "
+                        "under devices:",
+                        suggest(up, known) + "add it under devices: or fix the id",
+                    )
+        graph = {d.id: [u for u in d.upstream if u in known and u != d.id] for d in known.values()}
+        for i, dev in enumerate(self.config.devices):
+            loop = _cycle_from(dev.id, graph)
+            if loop and loop[0] == min(loop):  # report each cycle once
+                self.add(
+                    ("devices", i, "upstream"),
+                    "upstream devices form a loop: " + " -> ".join([*loop, loop[0]]),
+                    "a device cannot depend on itself through others; remove one link",
+                )
+
+
+def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str]:
+    """The devices of a loop through ``start`` (empty when there is none)."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for nxt in graph.get(node, ()):
+            if nxt == start:
+                return path
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, [*path, nxt]))
+    return []
+
 
 def _first_at(first: Mark | None, here: Mark | None) -> str:
     if first is None:
@@ -134,6 +174,7 @@ def semantic_problems(config: SiteConfig, tree: Any) -> list[Problem]:
     c.unique_ids("drivers", [d.id for d in config.drivers], "driver")
     c.unique_ids("rules", [r.id for r in config.rules], "rule")
     c.driver_devices()
+    c.upstream()
     produced = [spec for drv in config.drivers for spec in drv.points()]
     c.rules(produced)
     return c.problems

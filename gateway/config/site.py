@@ -102,6 +102,13 @@ class DeviceConfig(StrictModel):
     points: dict[str, PointConfig] = Field(
         default_factory=dict, description="Per-point settings, by point name."
     )
+    upstream: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Devices this one depends on (its feeder, switch or gateway link). While one of "
+            "them is down, this device's offline, stale and low-value alarms are suppressed."
+        ),
+    )
 
 
 class LimitRuleConfig(StrictModel):

@@ -12,7 +12,7 @@ from typing import Any
 
 from drivers.mqtt.config import MqttUplinkConfig
 from drivers.mqtt.uplink import MqttUplinkDriver, decode_record, encode_record
-from gateway.model import Alarm, AlarmState, Event, Priority, Reading
+from gateway.model import Alarm, AlarmState, Command, Event, Priority, Reading
 from tests.drivers.mqtt.conftest import Watcher, unique_prefix
 from tests.fixtures.driver_harness import Harness, running
 from tests.fixtures.servers import Server, free_port
@@ -97,6 +97,12 @@ async def test_topic_tree_payloads_and_clean_stop(mosquitto: Server, tmp_path: P
         "priority": "high",
         "ts": 456,
         "message": "too hot",
+        "transition": "",
+        "category": "",
+        "route": "",
+        "device": "",
+        "user": "",
+        "note": "",
         "data": {"value": 131.5},
     }
     assert json.loads(got[f"{base}/readings/tx1/temp"]) == {"v": 21.5, "ts": 789, "q": "good"}
@@ -213,3 +219,39 @@ async def test_last_will_when_the_gateway_dies(mosquitto: Server, tmp_path: Path
     async with Watcher(mosquitto.port, status) as late:
         await late.until(lambda: late.got, what="the retained status")
     assert [(r.payload, r.retain) for r in late.got] == [(b"offline", True)]
+
+
+async def test_alarm_commands_from_the_broker_reach_the_bus(
+    mosquitto: Server, tmp_path: Path
+) -> None:
+    import aiomqtt
+
+    site = unique_prefix()
+    topic = f"estate/v1/{site}/alarms/command"
+    drv = make_uplink(mosquitto.port, alarm_commands={"role": "guard"})
+    async with running(drv, tmp_path, site=site) as h:
+        await subscribed(h)
+        await h.until(lambda: drv.stats().connected, what="the uplink to connect")
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
+            ack = {"action": "acknowledge", "alarm": "r1@tx1.t", "user": "张工", "note": "去现场"}
+            await c.publish(topic, json.dumps(ack).encode(), qos=1)
+            await c.publish(topic, b"{not json", qos=1)
+            await c.publish(topic, json.dumps({"action": "delete", "user": "x"}).encode(), qos=1)
+
+        def commands() -> list[Command]:
+            return [m for m in h.seen if isinstance(m, Command)]
+
+        await h.until(lambda: len(h.events("mqtt.command_rejected")) == 2, what="rejections")
+        await h.until(commands, what="the command")
+    (cmd,) = commands()
+    assert (cmd.target, cmd.action, cmd.user, cmd.role) == (
+        "alarms",
+        "acknowledge",
+        "张工",
+        "guard",
+    )
+    assert cmd.args == {"alarm": "r1@tx1.t", "note": "去现场"}
+    assert cmd.origin == f"mqtt:127.0.0.1:{mosquitto.port}"
+    reasons = [e.data["reason"] for e in h.events("mqtt.command_rejected")]
+    assert reasons[0].startswith("not JSON")
+    assert "'action' must be one of" in reasons[1]
