@@ -54,8 +54,9 @@ def summary(site: LoadedSite) -> str:
 
 
 def _rules(site: LoadedSite) -> str:
-    """'5 rules', or '43 rules (40 profile defaults)' when drivers ship defaults."""
-    defaults = sum(1 for r in site.rules if r.origin != "site")
+    """'5 rules', or '43 rules (40 profile defaults)' when drivers ship defaults
+    (the built-in offline rule counts as a rule, not a profile default)."""
+    defaults = sum(1 for r in site.rules if r.origin not in ("site", "default"))
     text = _count(len(site.rules), "rule")
     return f"{text} ({defaults} profile defaults)" if defaults else text
 

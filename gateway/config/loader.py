@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from gateway.config.effective import effective_rules
 from gateway.config.explain import describe, driver_type_problems, explain_error
 from gateway.config.include import FileReader
 from gateway.config.migrate import MigrationError, current_version, migrate
@@ -25,8 +26,9 @@ from gateway.config.problems import ConfigError, Problem, UnreadableConfigError
 from gateway.config.semantic import semantic_problems
 from gateway.config.site import SiteConfig, site_model
 from gateway.config.yamlpos import PosDict, format_path, iter_scalars
-from gateway.driver import DriverConfig, PointSpec, RuleSpec
+from gateway.driver import DriverConfig, PointSpec
 from gateway.registry import DriverRegistry, load_registry
+from gateway.rules import RuleConfig
 
 __all__ = ["ConfigError", "LoadedSite", "Problem", "load_site"]
 
@@ -42,7 +44,7 @@ class LoadedSite:
     base_dir: Path  # its directory; relative paths in the file are relative to it
     data_dir: Path  # config.data_dir, resolved against base_dir
     points: list[PointSpec]  # every point of the enabled drivers, with devices[].points applied
-    rules: list[RuleSpec]  # drivers' default limits, replaced by the site's rules of the same id
+    rules: list[RuleConfig]  # built-in and driver defaults, replaced by site rules of the same id
     from_env: frozenset[str]  # paths ('storage.timeseries.sink.token') of values from ${VAR}
     files: tuple[Path, ...]  # the site file and every file it includes
 
@@ -191,22 +193,6 @@ def catalogue(config: SiteConfig) -> list[PointSpec]:
                 )
             out.append(spec)
     return out
-
-
-def effective_rules(config: SiteConfig) -> list[RuleSpec]:
-    """The limit rules the alarm engine evaluates: every enabled driver's
-    defaults (a Modbus profile's "winding over 130 °C"), then the site's
-    ``rules:``; a site rule with a default's id replaces that default."""
-    merged: dict[str, RuleSpec] = {}
-    for driver in config.drivers:
-        if driver.enabled:
-            for rule in driver.rules():
-                merged[rule.id] = rule
-    for r in config.rules:
-        merged[r.id] = RuleSpec(
-            id=r.id, point=r.point, high=r.high, low=r.low, priority=r.priority, origin="site"
-        )
-    return list(merged.values())
 
 
 def _data_dir(config: SiteConfig, base_dir: Path) -> Path:

@@ -13,11 +13,13 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
+from gateway.config.effective import effective_rules
 from gateway.config.explain import suggest
 from gateway.config.problems import Problem
 from gateway.config.site import SiteConfig
 from gateway.config.yamlpos import Mark, format_path, iter_scalars, locate
 from gateway.driver import PointSpec
+from gateway.rules import RuleError, UnknownPointError, rule_problems
 
 __all__ = ["semantic_problems"]
 
@@ -85,34 +87,30 @@ class _Checker:
         return base
 
     def rules(self, produced: list[PointSpec]) -> None:
-        declared = {f"{d.id}.{p}" for d in self.config.devices for p in d.points}
-        concrete = sorted({s.point for s in produced if "*" not in s.point} | declared)
-        for i, rule in enumerate(self.config.rules):
-            at = ("rules", i)
-            device, dot, name = rule.point.partition(".")
-            if not dot or not device or not name:
-                self.add(
-                    (*at, "point"),
-                    f"point {self.shown((*at, 'point'), rule.point)} is not of the form "
-                    "'<device>.<point>'",
-                    "e.g. 'tx1.winding_temp_a'",
-                )
-            elif rule.point not in declared and not _produced(device, name, produced):
-                self.add(
-                    (*at, "point"),
-                    f"no driver produces point {self.shown((*at, 'point'), rule.point)}",
-                    suggest(rule.point, concrete)
-                    + "declare it under devices[].points if a driver learns it at run time",
-                )
-            if rule.high is None and rule.low is None:
-                rid = self.shown((*at, "id"), rule.id)
-                self.add(at, f"rule {rid} has neither 'high' nor 'low'", "set one or both")
-            elif rule.high is not None and rule.low is not None and rule.high <= rule.low:
-                self.add(
-                    (*at, "high"),
-                    f"high ({rule.high:g}) must be above low ({rule.low:g})",
-                    "swap them, or remove one",
-                )
+        """Every rule (driver defaults included) can be built: its points exist,
+        its patterns match, combos refer to rules that exist, without loops."""
+        declared = [f"{d.id}.{p}" for d in self.config.devices for p in d.points]
+        known = list(dict.fromkeys([*(s.point for s in produced), *declared]))
+        site_index = {r.id: i for i, r in enumerate(self.config.rules)}
+        try:
+            rules = effective_rules(self.config)
+        except RuleError as e:
+            self.add(("drivers",), e.reason, "fix the driver's default limit or its profile")
+            return
+        kinds = {d.id: d.kind.value for d in self.config.devices}
+        concrete = sorted(p for p in known if "*" not in p)
+        for err in rule_problems(rules, known_points=known, device_kinds=kinds):
+            i = site_index.get(err.rule)
+            path: tuple[Any, ...] = ("rules", i) if i is not None else ("drivers",)
+            if i is not None and err.field:
+                path = (*path, err.field)
+            hint = ""
+            plain = err.pattern and "*" not in err.pattern and "?" not in err.pattern
+            if plain and "did you mean" not in err.reason:
+                hint = suggest(err.pattern, concrete)
+            if isinstance(err, UnknownPointError):
+                hint += "declare it under devices[].points if a driver learns it at run time"
+            self.add(path, f"rule {err.rule!r}: {err.reason}", hint)
 
     def upstream(self) -> None:
         """Every upstream names a known device other than itself, and no chain loops."""

@@ -17,13 +17,12 @@ from pydantic import Field, create_model, field_validator
 
 from gateway.config.storage import StorageConfig
 from gateway.driver import DriverConfig, StrictModel
-from gateway.model import Priority
+from gateway.rules import CalendarConfig, RuleConfig
 
 __all__ = [
     "CURRENT_VERSION",
     "DeviceConfig",
     "DeviceKind",
-    "LimitRuleConfig",
     "PointConfig",
     "SiteConfig",
     "SiteInfo",
@@ -111,18 +110,6 @@ class DeviceConfig(StrictModel):
     )
 
 
-class LimitRuleConfig(StrictModel):
-    """A high/low limit on one point. The alarm engine (issue 4) evaluates it;
-    today the gateway validates it and checks that its point exists."""
-
-    id: str = Field(description="Unique rule id.", pattern=_ID)
-    type: Literal["limit"] = Field("limit", description="Rule kind.")
-    point: str = Field(description="The point watched, as '<device>.<point>'.")
-    high: float | None = Field(None, description="Alarm at or above this value.")
-    low: float | None = Field(None, description="Alarm at or below this value.")
-    priority: Priority = Field(Priority.MEDIUM, description="critical, high, medium or low.")
-
-
 class SiteConfig(StrictModel):
     version: Literal[1] = Field(description="Version of this file's format (current: 1).")
     site: SiteInfo = Field(description="Who and where this gateway is.")
@@ -142,7 +129,18 @@ class SiteConfig(StrictModel):
     storage: StorageConfig = Field(
         default_factory=StorageConfig, description="Event store and time-series path."
     )
-    rules: list[LimitRuleConfig] = Field(default_factory=list, description="Alarm rules.")
+    rules: list[RuleConfig] = Field(
+        default_factory=list,
+        description=(
+            "Alarm rules (limit, rate, stale, state, event, offline, combo). A rule with the "
+            "id of a driver's default limit ('<device>-<limit>') replaces it; 'device-offline' "
+            "replaces the built-in offline rule."
+        ),
+    )
+    calendar: CalendarConfig = Field(
+        default_factory=CalendarConfig,
+        description="Holidays and make-up working days, for rules scheduled on workdays.",
+    )
 
     def device_map(self) -> dict[str, DeviceConfig]:
         return {d.id: d for d in self.devices}

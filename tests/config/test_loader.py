@@ -93,7 +93,7 @@ def test_summary_hides_values_from_env(tmp_path: Path, registry: DriverRegistry)
     assert code == 0
     assert text == (
         'site s "***" (Europe/Berlin): 2 devices, 2 points, '
-        "2 drivers (testdev x1, testout x1), 1 disabled, 2 rules; time series -> embedded"
+        "2 drivers (testdev x1, testout x1), 1 disabled, 3 rules; time series -> embedded"
     )
 
 
