@@ -18,6 +18,9 @@ from typing import Any
 
 import psutil
 
+from gateway.alerting import SELF_STORED_EVENTS, Alerting
+from gateway.api.app import create_app
+from gateway.api.server import ApiServer, ApiServerError
 from gateway.bus import Bus
 from gateway.clock import Clock, SystemClock
 from gateway.config.loader import LoadedSite
@@ -25,7 +28,7 @@ from gateway.context import RuntimeContext
 from gateway.health import DriverState, Health
 from gateway.losswatch import LossCounter, LossWatch
 from gateway.metrics import MetricsReporter
-from gateway.model import Alarm, Event, Reading
+from gateway.model import Event, Reading
 from gateway.recorder import EventRecorder
 from gateway.registry import DriverRegistry
 from gateway.storage.eventstore import EventStore
@@ -72,6 +75,8 @@ class Gateway:
         self.recorder: EventRecorder | None = None
         self.metrics: MetricsReporter | None = None
         self.losses: LossWatch | None = None
+        self.alerting: Alerting | None = None
+        self.api: ApiServer | None = None
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -86,7 +91,9 @@ class Gateway:
             raise GatewayError(f"driver types not available: {why}")
         self.site.data_dir.mkdir(parents=True, exist_ok=True)
         await self._start_storage()
+        await self._start_alerting()
         self._start_services()
+        await self._start_api()
         self._start_drivers()
         self._started = True
         await self.bus.publish(
@@ -124,8 +131,16 @@ class Gateway:
         self.store = EventStore(self.site.resolve_url(cfg.storage.event_store.url))
         await self.store.open()
         # Subscribe the consumers of record before anything can publish.
+        # Alarm transitions and escalation steps are stored by their services, in
+        # the transaction of the change; the recorder takes every other event.
         self.recorder = EventRecorder(
-            self.bus.subscribe("recorder", (Event, Alarm), maxsize=10_000), self.store
+            self.bus.subscribe(
+                "recorder",
+                (Event,),
+                maxsize=10_000,
+                accept=lambda m: isinstance(m, Event) and not m.type.startswith(SELF_STORED_EVENTS),
+            ),
+            self.store,
         )
         ts = cfg.storage.timeseries
         catalog = SeriesCatalog(
@@ -145,6 +160,24 @@ class Gateway:
             self.site.points,
             self.clock,
         )
+
+    async def _start_alerting(self) -> None:
+        """Rules, alarms, escalation and notifications, with their stored state."""
+        assert self.store is not None
+        self.alerting = Alerting(self.site, self.bus, self.store, self.clock)
+        await self.alerting.open()
+
+    async def _start_api(self) -> None:
+        api = self.site.config.api
+        if not api.enabled or self.alerting is None:
+            return
+        app = create_app(self.site.config.site.id, self.alerting.routers())
+        self.api = ApiServer(app, api.host, api.port)
+        try:
+            await self.api.start()
+        except ApiServerError as e:
+            self.api = None
+            raise GatewayError(f"{e}; set api.port to a free port, or api.enabled: false") from e
 
     def _start_services(self) -> None:
         """Recorder, writer, metrics and the loss watch, as tasks whose death is fatal."""
@@ -182,14 +215,21 @@ class Gateway:
         self._spawn("losses", self.losses.run)
         self._spawn("timeseries", writer.run)
         self._spawn("metrics", self.metrics.run)
+        if self.alerting is not None:
+            for name, fn in self.alerting.services().items():
+                self._spawn(name, fn)
 
     async def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        if self.api is not None:
+            await self.api.stop()
         await self.supervisor.stop()
         for ctx in self._contexts:
             await ctx.aclose()
+        if self.alerting is not None:
+            await self.alerting.close()
         writer_task = self._services.pop("timeseries", None)
         recorder_task = self._services.pop("recorder", None)
         if self.recorder is not None and recorder_task is not None:

@@ -178,7 +178,18 @@ def _default(field: FieldInfo) -> str:
         return "`true`" if value else "`false`"
     if isinstance(value, str):
         return f"`{value}`" if value else '`""`'
-    return f"`{json.dumps(value, ensure_ascii=False)}`"
+    return f"`{json.dumps(_plain(value), ensure_ascii=False, default=str)}`"
+
+
+def _plain(value: object) -> object:
+    """Models inside a default (a dict of policies) as the YAML a user would write."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", exclude_defaults=True)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _driver_models(registry: DriverRegistry) -> list[tuple[str, type[DriverConfig]]]:

@@ -112,6 +112,38 @@ class _Checker:
                 hint += "declare it under devices[].points if a driver learns it at run time"
             self.add(path, f"rule {err.rule!r}: {err.reason}", hint)
 
+    def channels(self) -> None:
+        """Escalation levels name channels that notify.channels defines."""
+        known = set(self.config.notify.channels)
+        oncall = self.config.oncall
+        uses: list[tuple[tuple[Any, ...], str]] = [
+            (("oncall", "default_channels", i), name)
+            for i, name in enumerate(oncall.default_channels)
+        ]
+        for key, policy in oncall.policies.items():
+            for i, level in enumerate(policy.levels):
+                uses += [
+                    (("oncall", "policies", key, "levels", i, "channels", j), name)
+                    for j, name in enumerate(level.channels)
+                ]
+        for path, name in uses:
+            if name not in known:
+                self.add(
+                    path,
+                    f"channel {name!r} is not defined under notify.channels",
+                    suggest(name, known) + "define it, or fix the name",
+                )
+
+    def control_rooms(self, rules: list[Any]) -> None:
+        rooms = self.config.alarms.control_rooms
+        for i, rule in enumerate(self.config.rules):
+            if rule.control_room not in rooms:
+                self.add(
+                    ("rules", i, "control_room"),
+                    f"control room {rule.control_room!r} is not listed in alarms.control_rooms",
+                    suggest(rule.control_room, rooms) + "add it there, or fix the name",
+                )
+
     def upstream(self) -> None:
         """Every upstream names a known device other than itself, and no chain loops."""
         known = self.config.device_map()
@@ -173,6 +205,8 @@ def semantic_problems(config: SiteConfig, tree: Any) -> list[Problem]:
     c.unique_ids("rules", [r.id for r in config.rules], "rule")
     c.driver_devices()
     c.upstream()
+    c.channels()
+    c.control_rooms(list(config.rules))
     produced = [spec for drv in config.drivers for spec in drv.points()]
     c.rules(produced)
     return c.problems

@@ -15,8 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, create_model, field_validator
 
+from gateway.alarms.config import AlarmsConfig
+from gateway.api.config import ApiConfig
 from gateway.config.storage import StorageConfig
 from gateway.driver import DriverConfig, StrictModel
+from gateway.notify.config import NotifyConfig
+from gateway.notify.oncall_config import OnCallConfig
 from gateway.rules import CalendarConfig, RuleConfig
 
 __all__ = [
@@ -101,6 +105,13 @@ class DeviceConfig(StrictModel):
     points: dict[str, PointConfig] = Field(
         default_factory=dict, description="Per-point settings, by point name."
     )
+    maintenance: bool = Field(
+        False,
+        description=(
+            "In maintenance: its alarms are suppressed (by design) until this is removed "
+            "or an operator ends the maintenance."
+        ),
+    )
     upstream: list[str] = Field(
         default_factory=list,
         description=(
@@ -140,6 +151,22 @@ class SiteConfig(StrictModel):
     calendar: CalendarConfig = Field(
         default_factory=CalendarConfig,
         description="Holidays and make-up working days, for rules scheduled on workdays.",
+    )
+    alarms: AlarmsConfig = Field(
+        default_factory=AlarmsConfig,
+        description="Alarm handling: control rooms, flood and chattering detection, shelving.",
+    )
+    oncall: OnCallConfig = Field(
+        default_factory=OnCallConfig,
+        description="People, teams, duty rosters and escalation policies.",
+    )
+    notify: NotifyConfig = Field(
+        default_factory=NotifyConfig,
+        description="Notification channels (WeCom, DingTalk, Feishu, e-mail, SMS, webhook ...).",
+    )
+    api: ApiConfig = Field(
+        default_factory=ApiConfig,
+        description="The gateway's HTTP server (acknowledgement links, API).",
     )
 
     def device_map(self) -> dict[str, DeviceConfig]:

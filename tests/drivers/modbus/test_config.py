@@ -96,13 +96,14 @@ def test_profile_points_derived_and_limits_are_merged(tmp_path: Path) -> None:
     assert "tx1.status" not in points
     assert set(dev.limits) == {"hot"} and dev.limits["hot"].high == 120
     (rule,) = [r for r in loaded.rules if r.id == "tx1-hot"]
-    assert rule.high == 125 and rule.priority is Priority.CRITICAL and rule.origin == "site"
+    assert rule.levels()["H"][0] == 125
+    assert rule.priority is Priority.CRITICAL and rule.origin == "site"
 
 
 def test_profile_default_limit_becomes_a_rule(tmp_path: Path) -> None:
     path = site(tmp_path, "- {device: tx1, profile: test_tc, params: {rated_current_a: 100}}")
     rules = {r.id: r for r in load_site(path).rules}
-    assert rules["tx1-hot"].high == 130 and rules["tx1-hot"].point == "tx1.temp_max"
+    assert rules["tx1-hot"].levels()["H"][0] == 130 and rules["tx1-hot"].point == "tx1.temp_max"
     assert rules["tx1-trip"].priority is Priority.CRITICAL
     assert rules["tx1-hot"].origin == "profile test_tc"
 
@@ -202,5 +203,6 @@ def test_the_sample_block_loads(tmp_path: Path) -> None:
     points = {p.point for p in loaded.points}
     assert {"tx1.winding_temp_max", "pm1.daily_energy", "hvac1.compressor_on"} <= points
     rules = {r.id: r for r in loaded.rules}
-    assert rules["tx1-winding_alarm"].high == 125
-    assert rules["pm1-pf_low"].low == 0.92 and rules["pm1-pf_low"].priority is Priority.HIGH
+    assert rules["tx1-winding_alarm"].levels()["H"][0] == 125
+    assert rules["pm1-pf_low"].levels()["L"][0] == 0.92
+    assert rules["pm1-pf_low"].priority is Priority.HIGH

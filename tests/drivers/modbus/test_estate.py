@@ -48,6 +48,7 @@ from drivers.modbus.profiles import LIBRARY_DIR, ProfileLibrary
 from drivers.modbus.simulator import InvalidPointError
 from gateway.clock import ManualClock
 from gateway.config.loader import load_site
+from gateway.rules import LimitRuleConfig
 
 TZ = ZoneInfo("Asia/Shanghai")
 REPO = Path(__file__).resolve().parents[3]
@@ -517,7 +518,11 @@ async def test_site_fragment_loads_as_a_site_file(served: Estate, tmp_path: Path
     path.write_text(yaml.safe_dump(site, allow_unicode=True), encoding="utf-8")
     loaded = load_site(path)
     assert loaded.device_kinds()["cap1"] == "capacitor_bank"
-    rules = {(r.point, r.high, r.low) for r in loaded.rules}
+    rules = {
+        (r.point, r.levels().get("H", (None,))[0], r.levels().get("L", (None,))[0])
+        for r in loaded.rules
+        if isinstance(r, LimitRuleConfig)
+    }
     assert ("tx1.winding_temp_max", 130, None) in rules
     assert ("pump4.fault_code", 1, None) in rules
     assert ("tank2.level_percent", None, 20) in rules
