@@ -79,6 +79,7 @@ def site_file(tmp: Path, port: int, sink: dict[str, Any], client_id: str) -> Pat
         "version": 1,
         "site": {"id": client_id},
         "data_dir": str(tmp / client_id),
+        "api": {"enabled": False},
         "devices": [{"id": str(i), "kind": "sensor"} for i in range(50)],
         "drivers": [
             {

@@ -5,7 +5,8 @@ Payload (version 1)::
     {"action": "acknowledge", "alarm": "tx1-winding_alarm@tx1.winding_temp_max",
      "user": "张工", "note": "on my way", "id": "optional correlation id"}
 
-``action`` is one of :data:`ACTIONS`; ``shelve`` also takes ``duration_s``;
+``action`` is one of :data:`ACTIONS`; ``shelve`` also takes ``duration_s`` and
+``reason`` (as does ``out_of_service``);
 ``maintenance`` takes ``device`` and ``on`` instead of ``alarm``. The command
 is put on the bus as ``Command(target="alarms", ...)`` with the role the
 uplink's ``alarm_commands.role`` grants; the alarm manager checks it. A
@@ -62,7 +63,10 @@ def parse_alarm_command(payload: bytes, role: str, origin: str) -> Command:
             raise CommandPayloadError("'on' must be true or false")
         args["on"] = on
     else:
-        args["alarm"] = _text(doc, "alarm", required=True)
+        args["id"] = _text(doc, "alarm", required=True)
+    reason = _text(doc, "reason")
+    if reason:
+        args["reason"] = reason  # shelve and out_of_service want one
     if action == "shelve":
         duration = doc.get("duration_s")
         if isinstance(duration, bool) or not isinstance(duration, int | float) or duration <= 0:

@@ -26,6 +26,7 @@ def write_site(tmp: Path, site_id: str, mqtt_port: int, sink: dict[str, Any], pr
         "version": 1,
         "site": {"id": site_id, "timezone": "Asia/Shanghai"},
         "data_dir": str(tmp / "var"),
+        "api": {"port": 0},
         "devices": [{"id": f"d{i}", "kind": "sensor"} for i in range(4)],
         "drivers": [
             {

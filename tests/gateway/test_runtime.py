@@ -76,6 +76,7 @@ SITE = """
 version: 1
 site: {id: rt-site, timezone: Asia/Shanghai}
 data_dir: var
+api: {port: 0}
 devices:
   - {id: m1, kind: power_meter, tags: {building: "A 栋"}}
 drivers:

@@ -250,7 +250,7 @@ async def test_alarm_commands_from_the_broker_reach_the_bus(
         "张工",
         "guard",
     )
-    assert cmd.args == {"alarm": "r1@tx1.t", "note": "去现场"}
+    assert cmd.args == {"id": "r1@tx1.t", "note": "去现场"}
     assert cmd.origin == f"mqtt:127.0.0.1:{mosquitto.port}"
     reasons = [e.data["reason"] for e in h.events("mqtt.command_rejected")]
     assert reasons[0].startswith("not JSON")
