@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 from pathlib import Path
 
 from rich.console import Console
@@ -49,6 +50,7 @@ async def run_demo(
             "DEMO_DATA_DIR": str(data_dir),
             "DEMO_MODBUS_POWER_PORT": str(estate.ports["power_room"]),
             "DEMO_MODBUS_PUMP_PORT": str(estate.ports["pump_room"]),
+            "DEMO_API_PORT": os.environ.get("DEMO_API_PORT") or str(_api_port()),
         }
         site = load_site(site_path, env=env)
         loc = site.config.site.locale
@@ -79,6 +81,9 @@ async def run_demo(
                 control=control.port,
             )
         )
+        console.print(
+            t("demo.notify", loc, port=port, url=site.config.oncall.public_url + "/ack/...")
+        )
         runner = asyncio.create_task(gw.run(stop))
         sim_task = asyncio.create_task(sim.run())
         physics = asyncio.create_task(estate.run(gw.clock))
@@ -96,6 +101,14 @@ async def run_demo(
                     sink=sink,
                     pending=st.pending_points if st else 0,
                 )
+                if gw.alerting is not None:
+                    records = gw.alerting.manager.records()
+                    footer += "\n" + t(
+                        "demo.alarms",
+                        loc,
+                        active=sum(1 for r in records if r.active),
+                        unacked=sum(1 for r in records if not r.acked),
+                    )
                 live.update(board.render(title, footer))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 0.5)
@@ -107,3 +120,15 @@ async def run_demo(
         stop.set()
         await runner
         return 0
+
+
+def _api_port() -> int:
+    """8080 when it is free (the documented port), else any free port."""
+    for port in (8080, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise DemoError("no free TCP port for the HTTP server")
