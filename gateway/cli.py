@@ -1,4 +1,4 @@
-"""The ``gateway`` command: run, check, demo, drivers, status."""
+"""The ``gateway`` command: run, check, demo, drivers, status, alarm-report."""
 
 from __future__ import annotations
 
@@ -137,3 +137,39 @@ def status(
         err_console.print(t("status.missing", "en", path=path), markup=False)
         raise typer.Exit(1)
     console.print_json(json.dumps(read_status(path), ensure_ascii=False))
+
+
+@app.command("alarm-report")
+def alarm_report(
+    site: SiteArg,
+    days: Annotated[float, typer.Option(help="How many days back from now.", min=0.01)] = 30,
+    locale: Annotated[str | None, typer.Option(help="zh-CN or en (default: the site's).")] = None,
+) -> None:
+    """EEMUA 191 alarm figures from the event store: rate per 10 min, flood
+    share, bad actors, chattering and stale alarms, priority distribution."""
+    from gateway.alarms import compute_kpis, render_text
+    from gateway.clock import SystemClock
+    from gateway.config.loader import load_site
+    from gateway.config.problems import ConfigError, format_problems
+    from gateway.storage.eventstore import EventStore, EventStoreError
+
+    try:
+        loaded = load_site(site)
+    except ConfigError as e:
+        typer.echo(format_problems(e.problems, site.parent), err=True)
+        raise typer.Exit(1) from None
+    cfg = loaded.config
+
+    async def report() -> str:
+        now = SystemClock().time_ns()
+        async with EventStore(loaded.resolve_url(cfg.storage.event_store.url)) as store:
+            figures = await compute_kpis(
+                store, now - int(days * 86_400e9), now, now_ns=now, config=cfg.alarms
+            )
+        return render_text(figures, locale or cfg.site.locale, timezone=cfg.site.timezone)
+
+    try:
+        typer.echo(asyncio.run(report()))
+    except EventStoreError as e:
+        err_console.print(f"[red]{e}[/red]")
+        raise typer.Exit(2) from None

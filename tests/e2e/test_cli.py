@@ -76,3 +76,13 @@ def test_status_without_a_running_gateway_says_so(tmp_path: Path) -> None:
     res = gateway("status", "--data-dir", str(tmp_path))
     assert res.returncode == 1
     assert "status.json" in res.stderr
+
+
+def test_alarm_report_reads_the_store_in_the_site_language(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text("version: 1\nsite: {id: a, locale: en}\ndata_dir: var\n")
+    res = gateway("alarm-report", str(site), "--days", "7")
+    assert res.returncode == 0, res.stderr
+    assert "EEMUA 191" in res.stdout and "flood" in res.stdout
+    res = gateway("alarm-report", str(site), "--locale", "zh-CN")
+    assert res.returncode == 0 and "泛滥" in res.stdout
