@@ -145,7 +145,12 @@ async def test_deadband_filters_before_batching(tmp_path: Path) -> None:
     async with writer_on(dead_url(), box, clock, points=points, batch_size=3) as (bus, writer, _):
         values = [10.0, 10.5, 10.9, 11.5, 11.6, 12.6, 12.0]  # kept: 10.0, 11.5, 12.6
         await bus.publish_many([Reading("d.v", v, T0 + i) for i, v in enumerate(values)])
-        await eventually(lambda: writer.stats().pending_points == 3, what="one batch")
+        # The batch is full after the sixth reading; wait for the seventh too
+        # (it is filtered, so nothing else shows that it was taken).
+        await eventually(
+            lambda: writer.stats().pending_points == 3 and writer.stats().received == 7,
+            what="one batch and every reading taken",
+        )
         stats = writer.stats()
         assert (stats.received, stats.filtered_by_deadband) == (7, 4)
         (item,) = await box.peek(2)
