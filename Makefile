@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_DEBS := mosquitto
 TEST_DEBS := mosquitto influxdb victoria-metrics socat
 
-.PHONY: demo test lint typecheck unit docs bench bench-modbus clean venv
+.PHONY: demo test lint typecheck unit docs bench bench-modbus bench-alarms clean venv
 
 demo: $(VENV)/.demo
 	./deploy/ensure-debs.sh $(DEMO_DEBS)
@@ -33,6 +33,10 @@ bench: $(VENV)/.dev
 
 bench-modbus: $(VENV)/.dev
 	$(BIN)/python bench/modbus_poll.py
+
+bench-alarms: $(VENV)/.dev
+	./deploy/ensure-debs.sh mosquitto
+	$(BIN)/python bench/alarm_latency.py
 
 # python3 -m venv needs Debian's python3-venv; install it when it is missing.
 $(VENV)/bin/python:
