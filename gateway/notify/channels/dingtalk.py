@@ -16,11 +16,9 @@ import hmac
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from gateway.clock import Clock
-from gateway.notify.channels.base import Channel, ChannelPolicy
-from gateway.notify.channels.http import HttpClient, robot_error
+from gateway.notify.channels.robot import RobotChannel
 from gateway.notify.config import DingTalkChannelConfig
-from gateway.notify.message import Notification, Rendered, dumps
+from gateway.notify.message import Notification, Rendered
 from gateway.notify.templates import fit, truncate_utf8
 
 __all__ = ["BUSY", "MAX_BYTES", "RATE_LIMITED", "DingTalkChannel", "sign"]
@@ -39,15 +37,11 @@ def sign(secret: str, timestamp_ms: int) -> str:
     return quote_plus(base64.b64encode(digest).decode("ascii"))
 
 
-class DingTalkChannel(Channel):
+class DingTalkChannel(RobotChannel[DingTalkChannelConfig]):
     kind = "dingtalk"
-    address_kind = None  # a group robot; the recipient is only @-mentioned
-
-    def __init__(self, name: str, config: DingTalkChannelConfig, clock: Clock) -> None:
-        super().__init__(name, ChannelPolicy.of(config))
-        self.config = config
-        self._clock = clock
-        self._http = HttpClient(config.timeout_s, self.redact)
+    vendor = "DingTalk"
+    rate_limited = RATE_LIMITED
+    busy = BUSY
 
     def secrets(self) -> list[str]:
         out = [self.config.access_token.get_secret_value()]
@@ -84,26 +78,3 @@ class DingTalkChannel(Channel):
             ts = self._clock.time_ns() // 1_000_000
             url += f"&timestamp={ts}&sign={sign(cfg.secret.get_secret_value(), ts)}"
         return url
-
-    async def send(self, n: Notification, rendered: Rendered) -> None:
-        answer = await self._http.request(
-            "POST",
-            self.url(),
-            data=dumps(self.payload(n, rendered)),
-            headers={"Content-Type": "application/json; charset=utf-8"},
-        )
-        error = robot_error(
-            answer,
-            vendor="DingTalk",
-            code_keys=("errcode",),
-            message_keys=("errmsg",),
-            rate_limited=RATE_LIMITED,
-            busy=BUSY,
-            redact=self.redact,
-            now_s=self._clock.time_ns() / 1e9,
-        )
-        if error is not None:
-            raise error
-
-    async def close(self) -> None:
-        await self._http.close()

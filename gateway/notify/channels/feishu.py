@@ -17,12 +17,10 @@ import hmac
 from typing import Any
 from urllib.parse import quote
 
-from gateway.clock import Clock
 from gateway.model import Priority
-from gateway.notify.channels.base import Channel, ChannelPolicy
-from gateway.notify.channels.http import HttpClient, robot_error
+from gateway.notify.channels.robot import RobotChannel
 from gateway.notify.config import FeishuChannelConfig
-from gateway.notify.message import Notification, Rendered, dumps
+from gateway.notify.message import Notification, Rendered
 from gateway.notify.templates import fit
 
 __all__ = ["BUSY", "MAX_BYTES", "RATE_LIMITED", "FeishuChannel", "sign"]
@@ -44,15 +42,14 @@ def sign(secret: str, timestamp_s: int) -> str:
     return base64.b64encode(hmac.new(key, b"", hashlib.sha256).digest()).decode("ascii")
 
 
-class FeishuChannel(Channel):
+class FeishuChannel(RobotChannel[FeishuChannelConfig]):
     kind = "feishu"
+    vendor = "Feishu"
+    code_keys = ("code", "StatusCode")
+    message_keys = ("msg", "StatusMessage")
+    rate_limited = RATE_LIMITED
+    busy = BUSY
     address_kind = None  # a group bot; the recipient is only @-mentioned
-
-    def __init__(self, name: str, config: FeishuChannelConfig, clock: Clock) -> None:
-        super().__init__(name, ChannelPolicy.of(config))
-        self.config = config
-        self._clock = clock
-        self._http = HttpClient(config.timeout_s, self.redact)
 
     def secrets(self) -> list[str]:
         out = [self.config.token.get_secret_value()]
@@ -82,26 +79,6 @@ class FeishuChannel(Channel):
             body["sign"] = sign(cfg.secret.get_secret_value(), ts)
         return body
 
-    async def send(self, n: Notification, rendered: Rendered) -> None:
+    def url(self) -> str:
         token = quote(self.config.token.get_secret_value(), safe="")
-        answer = await self._http.request(
-            "POST",
-            f"{self.config.url.rstrip('/')}/{token}",
-            data=dumps(self.payload(n, rendered)),
-            headers={"Content-Type": "application/json; charset=utf-8"},
-        )
-        error = robot_error(
-            answer,
-            vendor="Feishu",
-            code_keys=("code", "StatusCode"),
-            message_keys=("msg", "StatusMessage"),
-            rate_limited=RATE_LIMITED,
-            busy=BUSY,
-            redact=self.redact,
-            now_s=self._clock.time_ns() / 1e9,
-        )
-        if error is not None:
-            raise error
-
-    async def close(self) -> None:
-        await self._http.close()
+        return f"{self.config.url.rstrip('/')}/{token}"

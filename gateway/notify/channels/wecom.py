@@ -11,11 +11,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from gateway.clock import Clock
-from gateway.notify.channels.base import Channel, ChannelPolicy
-from gateway.notify.channels.http import HttpClient, robot_error
+from gateway.notify.channels.robot import RobotChannel
 from gateway.notify.config import WeComChannelConfig
-from gateway.notify.message import Notification, Rendered, dumps
+from gateway.notify.message import Notification, Rendered
 from gateway.notify.templates import fit
 
 __all__ = ["BUSY", "MARKDOWN_MAX_BYTES", "RATE_LIMITED", "TEXT_MAX_BYTES", "WeComChannel"]
@@ -28,15 +26,11 @@ BUSY = frozenset({-1})  # system busy
 # 40058 bad parameter, 44004 empty content ...) is not retryable.
 
 
-class WeComChannel(Channel):
+class WeComChannel(RobotChannel[WeComChannelConfig]):
     kind = "wecom"
-    address_kind = None  # a group robot; the recipient is only @-mentioned
-
-    def __init__(self, name: str, config: WeComChannelConfig, clock: Clock) -> None:
-        super().__init__(name, ChannelPolicy.of(config))
-        self.config = config
-        self._clock = clock
-        self._http = HttpClient(config.timeout_s, self.redact)
+    vendor = "WeCom"
+    rate_limited = RATE_LIMITED
+    busy = BUSY
 
     def secrets(self) -> list[str]:
         return [self.config.key.get_secret_value()]
@@ -60,26 +54,5 @@ class WeComChannel(Channel):
             text["mentioned_mobile_list"] = mobiles
         return {"msgtype": "text", "text": text}
 
-    async def send(self, n: Notification, rendered: Rendered) -> None:
-        url = f"{self.config.url}?key={quote(self.config.key.get_secret_value(), safe='')}"
-        answer = await self._http.request(
-            "POST",
-            url,
-            data=dumps(self.payload(n, rendered)),
-            headers={"Content-Type": "application/json; charset=utf-8"},
-        )
-        error = robot_error(
-            answer,
-            vendor="WeCom",
-            code_keys=("errcode",),
-            message_keys=("errmsg",),
-            rate_limited=RATE_LIMITED,
-            busy=BUSY,
-            redact=self.redact,
-            now_s=self._clock.time_ns() / 1e9,
-        )
-        if error is not None:
-            raise error
-
-    async def close(self) -> None:
-        await self._http.close()
+    def url(self) -> str:
+        return f"{self.config.url}?key={quote(self.config.key.get_secret_value(), safe='')}"
