@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from gateway.alarms import AlarmActionError, AlarmManager, AlarmStoreUnavailable
-from gateway.bus import Bus, BusClosed, Subscription
+from gateway.bus import Bus, BusClosed
 from gateway.clock import Clock
 from gateway.config.loader import LoadedSite
 from gateway.model import Alarm, Command, Event, Reading
@@ -35,14 +35,14 @@ __all__ = ["SELF_STORED_EVENTS", "Alerting"]
 
 log = logging.getLogger("gateway.alerting")
 
-# Event types that the alarm manager and the escalator write to the event store
-# themselves (in the transaction of the transition); the recorder skips them.
-SELF_STORED_EVENTS = ("alarm.", "notify.", "oncall.")
+# Event types the alarm manager writes to the event store itself (in the
+# transaction of the transition) and then publishes; the recorder skips them.
+# (The escalator's notify.* and oncall.* events are stored, not published.)
+SELF_STORED_EVENTS = ("alarm.",)
 
 _DAY_NS = 86_400 * 1_000_000_000
 
 ServiceFn = Callable[[], Coroutine[Any, Any, None]]
-Handler = Callable[[object], Coroutine[Any, Any, None]]
 
 
 class Alerting:
@@ -153,20 +153,23 @@ class Alerting:
             await self.clock.sleep(3600)
 
     async def _commands(self) -> None:
-        await _consume(self._commands_sub, self._command)
-
-    async def _command(self, msg: object) -> None:
-        assert isinstance(msg, Command)
-        outcome = await self.manager.handle_command(msg)
-        if not outcome.ok:
-            log.info("alarm command %s from %s refused: %s", msg.action, msg.origin, outcome.error)
+        """Bus commands to the alarms; a refusal is logged and stored by the manager."""
+        while True:
+            try:
+                batch = await self._commands_sub.get_batch(100)
+            except BusClosed:
+                return
+            for msg in batch:
+                if isinstance(msg, Command):
+                    await self.manager.handle_command(msg)
 
     async def _feed_escalator(self) -> None:
-        async def one(msg: object) -> None:
-            assert isinstance(msg, Alarm)
-            await self.escalator.on_alarm(msg)
-
-        await _consume(self._alarms_sub, one)
+        while True:
+            try:
+                batch = await self._alarms_sub.get_batch(500)
+            except BusClosed:
+                return
+            await self.escalator.on_alarms([m for m in batch if isinstance(m, Alarm)])
 
     async def _link_acknowledge(self, alarm_id: str, person: str, note: str, origin: str) -> None:
         """One tap on a signed link: the person the link was sent to acknowledges."""
@@ -223,18 +226,3 @@ class Alerting:
             "count": data.get("count", 1),
             "control_room": data.get("control_room", "main"),
         }
-
-
-async def _consume(
-    sub: Subscription, handle: Callable[[object], Coroutine[Any, Any, None]]
-) -> None:
-    while True:
-        try:
-            batch = await sub.get_batch(500)
-        except BusClosed:
-            return
-        for msg in batch:
-            try:
-                await handle(msg)
-            except AlarmActionError as e:
-                log.warning("alarm action failed: %s", e)

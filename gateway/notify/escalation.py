@@ -161,9 +161,15 @@ class Escalator:
 
     async def on_alarm(self, alarm: Alarm) -> None:
         """Feed one alarm transition (after the alarm manager stored it)."""
+        await self.on_alarms([alarm])
+
+    async def on_alarms(self, alarms: Sequence[Alarm]) -> None:
+        """Feed transitions in order; their steps are stored in one transaction
+        (a flood of activations costs one commit, not one per alarm)."""
         async with self._lock:
             now = self._clock.time_ns()
-            self._apply(alarm, now)
+            for alarm in alarms:
+                self._apply(alarm, now)
             self._advance(now)
             await self._commit(now)
         self._wake.set()

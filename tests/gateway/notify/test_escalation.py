@@ -539,3 +539,21 @@ async def test_odd_values_in_the_alarm_view_are_stored(day: Rig) -> None:
     (sent,) = await day.feed(esc, alarm("activated", AlarmState.UNACKNOWLEDGED))
     assert sent.n.alarm["value"] == "nan"
     assert (await day.row()).record["view"]["value"] == "nan"
+
+
+async def test_a_batch_of_transitions_is_applied_in_order(day: Rig) -> None:
+    esc = day.escalator()
+    other = "tx2-winding_alarm@tx2.winding_temp_max"
+    batch = [
+        alarm("activated", AlarmState.UNACKNOWLEDGED),
+        alarm("activated", AlarmState.UNACKNOWLEDGED, other),
+        alarm("acknowledged", AlarmState.ACKNOWLEDGED, other, user="li"),
+    ]
+    await esc.on_alarms(batch)
+    await day.settle()
+    # The first alarm escalates; the second was acknowledged within the same
+    # batch, before any step of it was stored or sent.
+    assert whos(day.sent) == [("wecom", "alarm", "zhang", 1)]
+    assert esc.running == (TX,)
+    assert await day.advance(3 * MIN) != []  # level 2 of the first only
+    assert {s.n.alarm_id for s in day.sent} == {TX}
