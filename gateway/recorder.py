@@ -1,4 +1,5 @@
-"""Writes every event and alarm transition on the bus to the event store."""
+"""Writes every event on the bus to the event store (alarm transitions are
+stored by the alarm manager, in the transaction of the transition)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from collections.abc import Sequence
 
 from gateway.bus import BusClosed, Subscription
-from gateway.model import Alarm, Event, Message
+from gateway.model import Event, Message
 from gateway.storage.eventstore import EventStore, InvalidEvent
 
 __all__ = ["EventRecorder"]
@@ -16,8 +17,8 @@ log = logging.getLogger("gateway.recorder")
 
 
 class EventRecorder:
-    """Consumes a subscription of events (and alarms, stored as ``alarm.<state>``
-    events) and appends them to the store in batches, in order."""
+    """Consumes a subscription of events and appends them to the store in
+    batches, in order."""
 
     def __init__(self, sub: Subscription, store: EventStore) -> None:
         self._sub = sub
@@ -88,17 +89,4 @@ class EventRecorder:
     def _as_event(msg: object) -> Event:
         if isinstance(msg, Event):
             return msg
-        if isinstance(msg, Alarm):
-            return Event(
-                f"alarm.{msg.state.value}",
-                msg.source,
-                msg.ts,
-                {
-                    "id": msg.id,
-                    "rule": msg.rule,
-                    "priority": msg.priority.value,
-                    "message": msg.message,
-                    **msg.data,
-                },
-            )
-        raise TypeError(f"the recorder does not store {type(msg).__name__}")
+        raise TypeError(f"the recorder stores events, not {type(msg).__name__}")

@@ -134,7 +134,8 @@ class _Checker:
                     suggest(name, known) + "define it, or fix the name",
                 )
 
-    def control_rooms(self, rules: list[Any]) -> None:
+    def control_rooms(self) -> None:
+        """Every rule names a control room that alarms.control_rooms lists."""
         rooms = self.config.alarms.control_rooms
         for i, rule in enumerate(self.config.rules):
             if rule.control_room not in rooms:
@@ -206,7 +207,7 @@ def semantic_problems(config: SiteConfig, tree: Any) -> list[Problem]:
     c.driver_devices()
     c.upstream()
     c.channels()
-    c.control_rooms(list(config.rules))
+    c.control_rooms()
     produced = [spec for drv in config.drivers for spec in drv.points()]
     c.rules(produced)
     return c.problems

@@ -4,29 +4,29 @@ import asyncio
 from pathlib import Path
 
 from gateway.bus import Bus
-from gateway.model import Alarm, AlarmState, Event, Priority
+from gateway.model import Event
 from gateway.recorder import EventRecorder
 from gateway.storage.eventstore import EventStore
 
 
-async def test_events_alarms_and_unstorable_data_are_all_recorded(tmp_path: Path) -> None:
+async def test_events_and_unstorable_data_are_all_recorded(tmp_path: Path) -> None:
     store = EventStore(f"sqlite+aiosqlite:///{tmp_path}/gw.db")
     await store.open()
     bus = Bus()
-    rec = EventRecorder(bus.subscribe("recorder", (Event, Alarm)), store)
+    rec = EventRecorder(bus.subscribe("recorder", (Event,)), store)
     task = asyncio.create_task(rec.run())
     await bus.publish(Event("door.forced", "door1", 1, {"zone": "配电房"}))
     await bus.publish(Event("sensor.glitch", "s1", 2, {"value": float("nan")}))
     await bus.publish(Event("", "s1", 3))  # no type: nothing to salvage
-    await bus.publish(Alarm("a1", "tx1-hot", "tx1", AlarmState.UNACKNOWLEDGED, Priority.HIGH, 4))
+    await bus.publish(Event("access.denied", "gate1", 4, {"reason": "expired"}))
     bus.close()
     await task
     rows = [s.event for s in await store.query()]
     await store.close()
-    assert [e.type for e in rows] == ["door.forced", "sensor.glitch", "alarm.unacknowledged"]
+    assert [e.type for e in rows] == ["door.forced", "sensor.glitch", "access.denied"]
     assert rows[0].data == {"zone": "配电房"}
     assert "nan" in rows[1].data["unstorable_data"] and rows[1].data["store_error"]
-    assert rows[2].data["rule"] == "tx1-hot" and rows[2].data["priority"] == "high"
+    assert rows[2].data == {"reason": "expired"}
     assert (rec.recorded, rec.sanitized, rec.dropped) == (3, 1, 1)
 
 
