@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from gateway.alarms.errors import AlarmConfigError
 
-__all__ = ["Topology"]
+__all__ = ["Topology", "find_cycle"]
 
 
 class Topology:
@@ -78,7 +78,9 @@ def _close(
     return closure[device]
 
 
-def _refuse_cycles(direct: Mapping[str, tuple[str, ...]]) -> None:
+def find_cycle(direct: Mapping[str, Sequence[str]]) -> list[str]:
+    """A loop of ``upstream`` links, closed (``[a, b, a]``), or ``[]`` when there
+    is none. Roots are taken in sorted order, so the answer is stable."""
     white, grey, black = 0, 1, 2
     colour: dict[str, int] = {}
     for root in sorted(direct):
@@ -98,14 +100,20 @@ def _refuse_cycles(direct: Mapping[str, tuple[str, ...]]) -> None:
             nxt = ups[i]
             state = colour.get(nxt, white)
             if state == grey:
-                loop = [*path[path.index(nxt) :], nxt]
-                raise AlarmConfigError(
-                    "device topology has a cycle: "
-                    + " -> ".join(loop)
-                    + " (each arrow reads 'is fed by'); a device cannot be upstream of itself, "
-                    "remove one of these upstream entries"
-                )
+                return [*path[path.index(nxt) :], nxt]
             if state == white:
                 colour[nxt] = grey
                 path.append(nxt)
                 stack.append((nxt, 0))
+    return []
+
+
+def _refuse_cycles(direct: Mapping[str, tuple[str, ...]]) -> None:
+    loop = find_cycle(direct)
+    if loop:
+        raise AlarmConfigError(
+            "device topology has a cycle: "
+            + " -> ".join(loop)
+            + " (each arrow reads 'is fed by'); a device cannot be upstream of itself, "
+            "remove one of these upstream entries"
+        )

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from fnmatch import fnmatchcase
 from typing import Any
 
+from gateway.alarms.topology import find_cycle
 from gateway.config.effective import effective_rules
 from gateway.config.explain import suggest
 from gateway.config.problems import Problem
@@ -161,29 +162,14 @@ class _Checker:
                         suggest(up, known) + "add it under devices: or fix the id",
                     )
         graph = {d.id: [u for u in d.upstream if u in known and u != d.id] for d in known.values()}
-        for i, dev in enumerate(self.config.devices):
-            loop = _cycle_from(dev.id, graph)
-            if loop and loop[0] == min(loop):  # report each cycle once
-                self.add(
-                    ("devices", i, "upstream"),
-                    "upstream devices form a loop: " + " -> ".join([*loop, loop[0]]),
-                    "a device cannot depend on itself through others; remove one link",
-                )
-
-
-def _cycle_from(start: str, graph: dict[str, list[str]]) -> list[str]:
-    """The devices of a loop through ``start`` (empty when there is none)."""
-    stack: list[tuple[str, list[str]]] = [(start, [start])]
-    seen: set[str] = set()
-    while stack:
-        node, path = stack.pop()
-        for nxt in graph.get(node, ()):
-            if nxt == start:
-                return path
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append((nxt, [*path, nxt]))
-    return []
+        loop = find_cycle(graph)
+        if loop:
+            i = next(i for i, d in enumerate(self.config.devices) if d.id == loop[0])
+            self.add(
+                ("devices", i, "upstream"),
+                "upstream devices form a loop: " + " -> ".join(loop),
+                "a device cannot depend on itself through others; remove one link",
+            )
 
 
 def _first_at(first: Mark | None, here: Mark | None) -> str:
