@@ -20,6 +20,10 @@ import psutil
 
 from gateway.alerting import SELF_STORED_EVENTS, Alerting
 from gateway.api.app import create_app
+from gateway.api.audit import AuditLog
+from gateway.api.auth import Authenticator, TokenStore, UserStore
+from gateway.api.context import ApiContext
+from gateway.api.live.hub import LiveHub
 from gateway.api.server import ApiServer, ApiServerError
 from gateway.bus import Bus
 from gateway.clock import Clock, SystemClock
@@ -31,6 +35,7 @@ from gateway.metrics import MetricsReporter
 from gateway.model import Event, Reading
 from gateway.recorder import EventRecorder
 from gateway.registry import DriverRegistry
+from gateway.storage.embedded import EmbeddedSink
 from gateway.storage.eventstore import EventStore
 from gateway.storage.outbox import Outbox
 from gateway.storage.sink import SeriesCatalog
@@ -77,6 +82,7 @@ class Gateway:
         self.losses: LossWatch | None = None
         self.alerting: Alerting | None = None
         self.api: ApiServer | None = None
+        self.api_ctx: ApiContext | None = None
         self._started = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -168,16 +174,42 @@ class Gateway:
         await self.alerting.open()
 
     async def _start_api(self) -> None:
+        """The control-room API, its live stream and the page (and the ack links)."""
         api = self.site.config.api
-        if not api.enabled or self.alerting is None:
+        if not api.enabled or self.alerting is None or self.store is None:
             return
-        app = create_app(self.site.config.site.id, self.alerting.routers())
+        self.api_ctx = self._api_context()
+        self._spawn("live", self.api_ctx.hub.run)
+        app = create_app(self.api_ctx, self.alerting.routers())
         self.api = ApiServer(app, api.host, api.port)
         try:
             await self.api.start()
         except ApiServerError as e:
             self.api = None
             raise GatewayError(f"{e}; set api.port to a free port, or api.enabled: false") from e
+
+    def _api_context(self) -> ApiContext:
+        assert self.store is not None and self.alerting is not None
+        cfg = self.site.config
+        store, clock = self.store, self.clock
+        users = UserStore(store, clock)
+        sink = self.writer.sink if self.writer is not None else None
+        writer = self.writer
+        return ApiContext(
+            site=self.site,
+            config=cfg.api,
+            store=store,
+            clock=clock,
+            alerting=self.alerting,
+            health=self.health,
+            bus=self.bus,
+            hub=LiveHub(self.bus, clock, buffer=cfg.api.live_buffer),
+            history=sink if isinstance(sink, EmbeddedSink) else None,
+            writer_stats=lambda: writer.stats() if writer is not None else None,
+            auth=Authenticator(users, TokenStore(store, clock)),
+            audit=AuditLog(store, clock),
+            started_ns=clock.time_ns(),
+        )
 
     def _start_services(self) -> None:
         """Recorder, writer, metrics and the loss watch, as tasks whose death is fatal."""

@@ -1,28 +1,77 @@
-"""The gateway's FastAPI application, assembled from the routers of its services."""
+"""The gateway's FastAPI application: the control-room API, its live stream,
+the page, and the routers other services bring (the acknowledgement links)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from importlib.resources import files
+from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from gateway import __version__
+from gateway.api.context import ApiContext
+from gateway.api.routes import routers
 
-__all__ = ["create_app"]
+__all__ = ["API_PREFIX", "STATIC_DIR", "create_app"]
+
+API_PREFIX = "/api/v1"
+STATIC_DIR = Path(str(files("gateway.api").joinpath("static")))
+
+_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+}
 
 
-def create_app(site: str, routers: Iterable[APIRouter]) -> FastAPI:
+def create_app(ctx: ApiContext, extra_routers: Iterable[APIRouter] = ()) -> FastAPI:
+    site = ctx.site.config.site
     app = FastAPI(
-        title=f"Estate gateway {site}",
+        title=f"Estate gateway {site.id}",
         version=__version__,
-        docs_url=None,  # the control-room API and its docs come with issue 5
+        description=(
+            "Control-room API of the estate gateway: alarms, devices and points, events, "
+            "on-call rosters, health and EEMUA figures; a WebSocket live stream at "
+            f"{API_PREFIX}/live. Authenticate with a session cookie (the page) or "
+            "'Authorization: Bearer <token>' (machines)."
+        ),
+        docs_url=f"{API_PREFIX}/docs",
         redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
     )
-    for router in routers:
+    app.state.ctx = ctx
+    for router in routers():
+        app.include_router(router, prefix=API_PREFIX)
+    for router in extra_routers:
         app.include_router(router)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for k, v in _SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        if request.url.path.startswith(API_PREFIX):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
-        return {"status": "ok", "site": site}
+        return {"status": "ok", "site": site.id}
+
+    if STATIC_DIR.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+        @app.get("/", include_in_schema=False)
+        async def index() -> FileResponse:
+            return FileResponse(STATIC_DIR / "index.html")
 
     return app

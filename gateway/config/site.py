@@ -13,7 +13,7 @@ import functools
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, create_model, field_validator
+from pydantic import Field, create_model, field_validator, model_validator
 
 from gateway.alarms.config import AlarmsConfig
 from gateway.api.config import ApiConfig
@@ -57,6 +57,25 @@ class DeviceKind(enum.StrEnum):
     OTHER = "other"
 
 
+# IANA zones of mainland China, Hong Kong, Macau and Taiwan.
+_CHINA_ZONES = frozenset(
+    {
+        "Asia/Shanghai",
+        "Asia/Chongqing",
+        "Asia/Chungking",
+        "Asia/Harbin",
+        "Asia/Urumqi",
+        "Asia/Kashgar",
+        "Asia/Hong_Kong",
+        "Asia/Macau",
+        "Asia/Taipei",
+        "PRC",
+        "ROC",
+        "Hongkong",
+    }
+)
+
+
 class SiteInfo(StrictModel):
     id: str = Field(
         description="Short id of the site, used in MQTT topics and time-series tags.",
@@ -68,8 +87,20 @@ class SiteInfo(StrictModel):
         description="IANA time zone used for every schedule, e.g. 'Asia/Shanghai'.",
     )
     locale: Literal["zh-CN", "en"] = Field(
-        "zh-CN", description="Default language of messages and reports."
+        "zh-CN",
+        description=(
+            "Default language of messages, reports and the control-room page. "
+            "When left out: zh-CN for a time zone in China, en elsewhere."
+        ),
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _locale_from_zone(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "locale" not in data:
+            zone = data.get("timezone", "Asia/Shanghai")
+            data = {**data, "locale": "zh-CN" if zone in _CHINA_ZONES else "en"}
+        return data
 
     @field_validator("timezone")
     @classmethod

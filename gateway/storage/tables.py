@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    UniqueConstraint,
     BigInteger,
     Boolean,
     Column,
@@ -36,10 +37,14 @@ __all__ = [
     "Json",
     "ack_tokens",
     "alarms",
+    "api_tokens",
+    "audit",
     "deliveries",
     "escalations",
     "events",
     "metadata",
+    "sessions",
+    "users",
 ]
 
 NAMING_CONVENTION = {
@@ -146,4 +151,71 @@ ack_tokens = Table(
     Column("expires_ts", BigInteger, nullable=False),
     Column("used_ts", BigInteger, nullable=True),
     Column("used_from", String(255), nullable=True, comment="address or channel that used it"),
+)
+
+# People who log in to the control-room page and API. ``password_hash`` is an
+# argon2id PHC string; the password itself is never stored.
+users = Table(
+    "users",
+    metadata,
+    Column("username", String(64), primary_key=True),
+    Column("display_name", String(128), nullable=False),
+    Column("role", String(16), nullable=False, comment="viewer, guard, engineer, supervisor, admin"),
+    Column("password_hash", String(255), nullable=False, comment="argon2id PHC string"),
+    Column("locale", String(16), nullable=False, comment="zh-CN, en, or empty for the site's"),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("updated_ts", BigInteger, nullable=False),
+)
+
+# API tokens for machines: only a SHA-256 of the token is kept; the token is
+# shown once, when it is created.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True, comment="public id, shown in lists and the audit"),
+    Column("name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, comment="hex SHA-256 of the token"),
+    Column("created_by", String(64), nullable=False),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("expires_ts", BigInteger, nullable=True),
+    Column("last_used_ts", BigInteger, nullable=True),
+    Column("revoked_ts", BigInteger, nullable=True),
+    UniqueConstraint("token_hash"),
+)
+
+# Browser sessions (cookie): only a SHA-256 of the session id is kept.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True, comment="hex SHA-256 of the cookie value"),
+    Column("username", String(64), nullable=False),
+    Column("csrf", String(64), nullable=False, comment="token the page echoes in X-CSRF-Token"),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("last_seen_ts", BigInteger, nullable=False),
+    Column("expires_ts", BigInteger, nullable=False, comment="absolute end of the session"),
+    Column("client", String(255), nullable=False, comment="address it was opened from"),
+    Column("user_agent", String(255), nullable=False),
+    Index("ix_sessions_username", "username"),
+)
+
+# Who did what, when, from where: every state-changing call of the API (done
+# or refused), every login and logout, every user and token change.
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False, comment="UTC ns"),
+    Column("username", String(64), nullable=False, comment="empty when anonymous"),
+    Column("role", String(16), nullable=False),
+    Column("auth", String(16), nullable=False, comment="session, token, cli or anonymous"),
+    Column("action", String(64), nullable=False, comment="dotted: alarm.acknowledge, user.create"),
+    Column("target", String(ALARM_ID_MAX_LEN), nullable=False),
+    Column("outcome", String(16), nullable=False, comment="ok, denied, failed, error"),
+    Column("client", String(255), nullable=False, comment="remote address"),
+    Column("detail", Json, nullable=False),
+    Index("ix_audit_ts", "ts"),
+    Index("ix_audit_username_ts", "username", "ts"),
+    Index("ix_audit_action_ts", "action", "ts"),
 )
