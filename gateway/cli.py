@@ -98,6 +98,12 @@ def demo(
         float | None, typer.Option(help="Stop after this many seconds (default: run until Ctrl-C).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
+    fault_every: Annotated[
+        float, typer.Option(help="Inject a fault every this many seconds (0: never).")
+    ] = 300.0,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the control-room page in a browser.")
+    ] = True,
 ) -> None:
     """Run the gateway on a simulated estate (private Mosquitto, embedded storage)."""
     from gateway.config.problems import ConfigError, format_problems
@@ -105,7 +111,16 @@ def demo(
 
     _setup_logging(log_level)
     try:
-        code = run_loop(run_demo(site, data_dir, duration, console))
+        code = run_loop(
+            run_demo(
+                site,
+                data_dir,
+                duration,
+                console,
+                fault_every_s=fault_every,
+                open_browser=open_browser,
+            )
+        )
     except ConfigError as e:
         typer.echo(format_problems(e.problems, site.parent), err=True)
         code = 1

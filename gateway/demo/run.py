@@ -7,13 +7,16 @@ import contextlib
 import os
 import signal
 import socket
+import webbrowser
 from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
 
 from gateway.config.loader import load_site
+from gateway.demo.admin import ensure_admin
 from gateway.demo.broker import BrokerMissing, private_mosquitto
+from gateway.demo.faults import FaultScheduler
 from gateway.demo.live import LiveBoard
 from gateway.i18n import t
 from gateway.model import Alarm, Event, Reading
@@ -28,7 +31,13 @@ class DemoError(RuntimeError):
 
 
 async def run_demo(
-    site_path: Path, data_dir: Path, duration: float | None, console: Console
+    site_path: Path,
+    data_dir: Path,
+    duration: float | None,
+    console: Console,
+    *,
+    fault_every_s: float = 300.0,
+    open_browser: bool = True,
 ) -> int:
     # The simulators need the mqtt and modbus extras: import them only when the demo runs.
     from drivers.modbus.estate import ControlServer, Estate
@@ -87,6 +96,19 @@ async def run_demo(
         runner = asyncio.create_task(gw.run(stop))
         sim_task = asyncio.create_task(sim.run())
         physics = asyncio.create_task(estate.run(gw.clock))
+        background = [sim_task, physics]
+        if await _wait_api(gw, runner):
+            assert gw.api is not None and gw.api_ctx is not None
+            user, password = await ensure_admin(gw.api_ctx.auth.users, data_dir)
+            console.print(t("demo.page", loc, url=gw.api.url + "/", user=user, password=password))
+            if open_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+                webbrowser.open(gw.api.url + "/")
+        if fault_every_s > 0:
+            faults = FaultScheduler(
+                estate, gw.clock, every_s=fault_every_s, first_after_s=min(30.0, fault_every_s)
+            )
+            console.print(t("demo.faults", loc, minutes=round(fault_every_s / 60, 1)))
+            background.append(asyncio.create_task(faults.run()))
         title = t("demo.title", loc, site=site.config.site.name or site.config.site.id)
         sink = site.config.storage.timeseries.sink.type
         with Live(console=console, refresh_per_second=2, transient=False) as live:
@@ -114,12 +136,23 @@ async def run_demo(
                     await asyncio.wait_for(stop.wait(), 0.5)
         console.print()
         console.print(t("demo.stopping", loc))
-        sim_task.cancel()
-        physics.cancel()
-        await asyncio.gather(sim_task, physics, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         stop.set()
         await runner
         return 0
+
+
+async def _wait_api(gw: Gateway, runner: asyncio.Task[None]) -> bool:
+    """Wait until the gateway's HTTP server listens (False when it has none or stopped)."""
+    while not runner.done():
+        if gw.api is not None and gw.api_ctx is not None and gw.api.port:
+            return True
+        if gw.site.config.api.enabled is False:
+            return False
+        await asyncio.sleep(0.05)
+    return False
 
 
 def _api_port() -> int:
