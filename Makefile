@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DEBS := mosquitto
-TEST_DEBS := mosquitto influxdb victoria-metrics socat
+# chromium: the control-room page is tested in headless Chromium (Playwright drives it).
+TEST_DEBS := mosquitto influxdb victoria-metrics socat chromium
 
-.PHONY: demo test lint typecheck unit docs bench bench-modbus bench-alarms clean venv
+.PHONY: demo test lint typecheck unit docs bench bench-modbus bench-alarms bench-ws clean venv
 
 demo: $(VENV)/.demo
 	./deploy/ensure-debs.sh $(DEMO_DEBS)
@@ -37,6 +38,10 @@ bench-modbus: $(VENV)/.dev
 bench-alarms: $(VENV)/.dev
 	./deploy/ensure-debs.sh mosquitto
 	$(BIN)/python bench/alarm_latency.py
+
+bench-ws: $(VENV)/.dev
+	./deploy/ensure-debs.sh mosquitto
+	$(BIN)/python bench/ws_fanout.py
 
 # python3 -m venv needs Debian's python3-venv; install it when it is missing.
 $(VENV)/bin/python:
