@@ -4,6 +4,7 @@ role check (with its audit record when it refuses), the caller's address."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 
@@ -14,6 +15,7 @@ from gateway.api.roles import ROLES, at_least
 
 __all__ = [
     "AUTH_RESPONSES",
+    "Ctx",
     "client_address",
     "current_principal",
     "get_ctx",
@@ -36,9 +38,10 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else ""
 
 
-async def current_principal(
-    request: Request, ctx: ApiContext = Depends(get_ctx)
-) -> Principal:
+Ctx = Annotated[ApiContext, Depends(get_ctx)]
+
+
+async def current_principal(request: Request, ctx: Ctx) -> Principal:
     """The authenticated caller, or 401 (403 for a cookie call without its CSRF header)."""
     try:
         principal = await ctx.auth.authenticate(request, method=request.method)
@@ -59,8 +62,8 @@ def require_role(minimum: str) -> Callable[..., Awaitable[Principal]]:
 
     async def check(
         request: Request,
-        principal: Principal = Depends(current_principal),
-        ctx: ApiContext = Depends(get_ctx),
+        principal: Annotated[Principal, Depends(current_principal)],
+        ctx: Ctx,
     ) -> Principal:
         if at_least(principal.role, minimum):
             return principal

@@ -148,7 +148,7 @@ def ack_router(
         items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in rows if v)
         return f'<div class="card"><h2>{html.escape(title)}</h2><dl>{items}</dl></div>'
 
-    @router.get("/{token}", response_class=HTMLResponse)
+    @router.get("/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def show(token: str, lang: str | None = None) -> HTMLResponse:
         try:
             claims = await links.inspect(token)
@@ -178,7 +178,7 @@ def ack_router(
         body += f"<p><small>{html.escape(expires)}</small></p>"
         return _page(loc, t("oncall.ack.title", loc), body, 200)
 
-    @router.post("/{token}", response_class=HTMLResponse)
+    @router.post("/{token}", response_class=HTMLResponse, include_in_schema=False)
     async def confirm(token: str, request: Request, lang: str | None = None) -> HTMLResponse:
         host = request.client.host if request.client else ""
         origin = f"link {host}".strip()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
-    UniqueConstraint,
     BigInteger,
     Boolean,
     Column,
@@ -25,6 +24,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -160,7 +160,9 @@ users = Table(
     metadata,
     Column("username", String(64), primary_key=True),
     Column("display_name", String(128), nullable=False),
-    Column("role", String(16), nullable=False, comment="viewer, guard, engineer, supervisor, admin"),
+    Column(
+        "role", String(16), nullable=False, comment="viewer, guard, engineer, supervisor, admin"
+    ),
     Column("password_hash", String(255), nullable=False, comment="argon2id PHC string"),
     Column("locale", String(16), nullable=False, comment="zh-CN, en, or empty for the site's"),
     Column("disabled", Boolean, nullable=False),

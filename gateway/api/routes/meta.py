@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 
 from gateway import __version__
-from gateway.api.context import ApiContext
-from gateway.api.deps import get_ctx
+from gateway.api.deps import Ctx
 from gateway.api.schemas.meta import MetaOut
 from gateway.i18n import LOCALES, catalogue
 
@@ -16,7 +15,7 @@ router = APIRouter(tags=["meta"])
 
 
 @router.get("/meta", response_model=MetaOut, summary="Site name, time zone and languages")
-async def meta(ctx: ApiContext = Depends(get_ctx)) -> MetaOut:
+async def meta(ctx: Ctx) -> MetaOut:
     site = ctx.site.config.site
     return MetaOut(
         site_id=site.id,
