@@ -1,4 +1,4 @@
-"""The ``gateway`` command: run, check, demo, drivers, status, alarm-report."""
+"""The ``gateway`` command: run, check, demo, drivers, status, alarm-report, user, token."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from gateway.cli_users import token_app, user_app
 from gateway.i18n import t
 from gateway.loop import run as run_loop
 
@@ -26,6 +27,8 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
 
 SiteArg = Annotated[Path, typer.Argument(help="The site file (YAML).", show_default=False)]
 

@@ -21,7 +21,7 @@ import psutil
 from gateway.alerting import SELF_STORED_EVENTS, Alerting
 from gateway.api.app import create_app
 from gateway.api.audit import AuditLog
-from gateway.api.auth import Authenticator, TokenStore, UserStore
+from gateway.api.auth import Authenticator, SessionStore, TokenStore, UserStore
 from gateway.api.context import ApiContext
 from gateway.api.live.hub import LiveHub
 from gateway.api.server import ApiServer, ApiServerError
@@ -206,7 +206,9 @@ class Gateway:
             hub=LiveHub(self.bus, clock, buffer=cfg.api.live_buffer),
             history=sink if isinstance(sink, EmbeddedSink) else None,
             writer_stats=lambda: writer.stats() if writer is not None else None,
-            auth=Authenticator(users, TokenStore(store, clock)),
+            auth=Authenticator(
+                users, TokenStore(store, clock), sessions=SessionStore(store, clock, users, cfg.api)
+            ),
             audit=AuditLog(store, clock),
             started_ns=clock.time_ns(),
         )

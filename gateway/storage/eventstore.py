@@ -27,7 +27,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.util import CommandError
-from sqlalchemy import Connection, event, insert, select
+from sqlalchemy import Connection, event, insert, or_, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -142,7 +142,12 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # A deferred transaction that reads and then writes fails at once with
+    # "database is locked" when another connection wrote in between (the busy
+    # timeout does not apply to that upgrade); begin(write=True) takes the
+    # write lock up front instead, waiting up to the busy timeout.
+    immediate = conn.get_execution_options().get("gateway_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _event_row(index: int, ev: object) -> dict[str, Any]:
@@ -283,18 +288,24 @@ class EventStore:
             await engine.dispose()
 
     @contextlib.asynccontextmanager
-    async def begin(self) -> AsyncIterator[AsyncConnection]:
+    async def begin(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         """A transaction on the store (committed when the block ends without
-        an error). Services that own tables of their own (alarms, escalations,
-        deliveries) write them here together with their events, through
-        :func:`append_in`, so a transition and its record land together.
+        an error). ``write=True`` for a transaction that reads and then writes
+        (check, then insert): on SQLite it takes the write lock at the start
+        (``BEGIN IMMEDIATE``), so it waits for another writer instead of
+        failing; plain reads and plain writes need not.
+
+        Services that own tables of their own (alarms, escalations, deliveries)
+        write them here together with their events, through :func:`append_in`,
+        so a transition and its record land together.
 
         Raises :class:`EventStoreUnavailable` when the database cannot be reached.
         """
         if self._engine is None:
             raise EventStoreError("the event store is not open (call open() first)")
+        engine = self._engine.execution_options(gateway_write=True) if write else self._engine
         try:
-            async with self._engine.begin() as conn:
+            async with engine.begin() as conn:
                 yield conn
         except (OperationalError, InterfaceError, OSError) as exc:
             raise EventStoreUnavailable(
@@ -332,23 +343,37 @@ class EventStore:
         until: int | None = None,
         after_id: int | None = None,
         limit: int = 500,
+        *,
+        type_prefixes: Sequence[str] | None = None,
+        before_id: int | None = None,
+        descending: bool = False,
     ) -> list[StoredEvent]:
         """Events in id order (oldest stored first), at most ``limit``.
 
         ``types``: any of these types (a bare ``str`` counts as one type);
+        ``type_prefixes``: or any type starting with one of these (``"alarm."``);
         ``since`` <= ts < ``until``; ``after_id``: only ids above it (page on
-        with the last id of the previous page).
+        with the last id of the previous page); ``before_id``: only ids below
+        it; ``descending``: newest first (page back with the last id as
+        ``before_id``).
         """
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise TypeError(f"limit must be int, got {type(limit).__name__}")
         if not 1 <= limit <= MAX_QUERY_LIMIT:
             raise ValueError(f"limit must be 1..{MAX_QUERY_LIMIT}, got {limit}")
-        stmt = select(events_table).order_by(events_table.c.id).limit(limit)
-        if types is not None:
-            wanted = [types] if isinstance(types, str) else list(types)
-            if not wanted:
+        order = events_table.c.id.desc() if descending else events_table.c.id
+        stmt = select(events_table).order_by(order).limit(limit)
+        if types is not None or type_prefixes is not None:
+            wanted = [types] if isinstance(types, str) else list(types or ())
+            prefixes = (
+                [type_prefixes] if isinstance(type_prefixes, str) else list(type_prefixes or ())
+            )
+            if not wanted and not prefixes:
                 return []
-            stmt = stmt.where(events_table.c.type.in_(wanted))
+            clauses = [events_table.c.type.startswith(p, autoescape=True) for p in prefixes]
+            if wanted:
+                clauses.append(events_table.c.type.in_(wanted))
+            stmt = stmt.where(or_(*clauses))
         if source is not None:
             stmt = stmt.where(events_table.c.source == source)
         if since is not None:
@@ -357,6 +382,8 @@ class EventStore:
             stmt = stmt.where(events_table.c.ts < until)
         if after_id is not None:
             stmt = stmt.where(events_table.c.id > after_id)
+        if before_id is not None:
+            stmt = stmt.where(events_table.c.id < before_id)
         async with self.begin() as conn:
             result = await conn.execute(stmt)
             return [

@@ -14,7 +14,7 @@ from gateway.i18n import LOCALES
 from gateway.storage.eventstore import EventStore
 from gateway.storage.tables import users
 
-__all__ = ["InvalidUser", "User", "UserExists", "UserNotFound", "UserStore"]
+__all__ = ["InvalidUser", "LastAdmin", "User", "UserExists", "UserNotFound", "UserStore"]
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
@@ -31,6 +31,10 @@ class UserNotFound(LookupError):
     pass
 
 
+class LastAdmin(Exception):
+    """The change would leave the site without an enabled admin (nobody could fix it)."""
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     username: str
@@ -42,10 +46,22 @@ class User:
     updated_ts: int
 
 
-def _check(username: str | None = None, role: str | None = None, locale: str | None = None) -> None:
-    if username is not None and not _USERNAME.match(username):
+_MAX_DISPLAY_NAME = 128
+
+
+def _check(
+    username: str | None = None,
+    role: str | None = None,
+    locale: str | None = None,
+    display_name: str | None = None,
+) -> None:
+    if display_name is not None and len(display_name) > _MAX_DISPLAY_NAME:
+        raise InvalidUser(f"a display name may have at most {_MAX_DISPLAY_NAME} characters")
+    # fullmatch: "$" alone would let a trailing newline through.
+    if username is not None and not _USERNAME.fullmatch(username):
         raise InvalidUser(
-            f"username {username!r}: 1-64 letters, digits or . _ @ -, starting with a letter or digit"
+            f"username {username!r}: 1-64 letters, digits or . _ @ -, "
+            "starting with a letter or digit"
         )
     if role is not None and role not in ROLES:
         raise InvalidUser(f"role {role!r}: use one of {', '.join(ROLES)}")
@@ -84,10 +100,10 @@ class UserStore:
         locale: str = "",
     ) -> User:
         """Raises :class:`InvalidUser`, :class:`UserExists` or PasswordPolicyError."""
-        _check(username, role, locale)
+        _check(username, role, locale, display_name)
         pw_hash = await self.passwords.hash(password)
         now = self.clock.time_ns()
-        async with self.store.begin() as conn:
+        async with self.store.begin(write=True) as conn:  # check, then insert
             exists = await conn.scalar(
                 select(func.count()).select_from(users).where(users.c.username == username)
             )
@@ -136,8 +152,10 @@ class UserStore:
         locale: str | None = None,
         disabled: bool | None = None,
     ) -> User:
-        """Raises :class:`UserNotFound`, :class:`InvalidUser` or PasswordPolicyError."""
-        _check(role=role, locale=locale)
+        """Raises :class:`UserNotFound`, :class:`InvalidUser`, PasswordPolicyError, or
+        :class:`LastAdmin` when it would demote or disable the last enabled admin
+        (checked in the same transaction as the change, which is then rolled back)."""
+        _check(role=role, locale=locale, display_name=display_name)
         values: dict[str, object] = {"updated_ts": self.clock.time_ns()}
         if display_name is not None:
             values["display_name"] = display_name or username
@@ -149,14 +167,27 @@ class UserStore:
             values["disabled"] = disabled
         if password is not None:
             values["password_hash"] = await self.passwords.hash(password)
-        async with self.store.begin() as conn:
+        demoting = (role is not None and role != "admin") or bool(disabled)
+        before = await self.get_user(username) if demoting else None
+        was_admin = before is not None and before.role == "admin" and not before.disabled
+        async with self.store.begin(write=True) as conn:  # update, then count the admins
             result = await conn.execute(
                 update(users).where(users.c.username == username).values(**values)
             )
             if result.rowcount == 0:
                 raise UserNotFound(f"no user {username!r}")
             row = (await conn.execute(select(users).where(users.c.username == username))).one()
-        return _user(row)
+            user = _user(row)
+            if was_admin:
+                admins = await conn.scalar(
+                    select(func.count())
+                    .select_from(users)
+                    .where(users.c.role == "admin", users.c.disabled.is_(False))
+                )
+                if not admins:
+                    # Raising inside begin() rolls the change back.
+                    raise LastAdmin(f"{username!r} is the last enabled admin")
+        return user
 
     async def check_password(self, username: str, password: str) -> User | None:
         """The user when the password is right and the user is enabled, else None."""
