@@ -58,7 +58,11 @@ class Alerting:
         self._devices = cfg.device_map()
         declared = [f"{d.id}.{p}" for d in cfg.devices for p in d.points]
         known = list(dict.fromkeys([*(p.point for p in site.points), *declared]))
-        self._units = {p.point: p.unit for p in site.points if p.unit}
+        # Units the site file declares under devices[].points, then the drivers' own.
+        self._units = {
+            f"{d.id}.{name}": p.unit for d in cfg.devices for name, p in d.points.items() if p.unit
+        }
+        self._units.update({p.point: p.unit for p in site.points if p.unit})
         self.engine = RuleEngine(
             site.rules,
             known_points=known,
