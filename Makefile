@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_DEBS := mosquitto
-# chromium: the control-room page is tested in headless Chromium (Playwright drives it).
-TEST_DEBS := mosquitto influxdb victoria-metrics socat chromium
+# chromium: the control-room page is tested in headless Chromium (Playwright drives it);
+# fonts-wqy-microhei so the Chinese of its screenshots is not empty boxes.
+TEST_DEBS := mosquitto influxdb victoria-metrics socat chromium fonts-wqy-microhei
 
 .PHONY: demo test lint typecheck unit docs bench bench-modbus bench-alarms bench-ws clean venv
 

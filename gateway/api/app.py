@@ -42,7 +42,9 @@ def create_app(ctx: ApiContext, extra_routers: Iterable[APIRouter] = ()) -> Fast
             f"{API_PREFIX}/live. Authenticate with a session cookie (the page) or "
             "'Authorization: Bearer <token>' (machines)."
         ),
-        docs_url=f"{API_PREFIX}/docs",
+        # The OpenAPI document only: Swagger UI would load its code from a CDN,
+        # which the page's CSP (and a site without internet) does not allow.
+        docs_url=None,
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
     )
