@@ -203,7 +203,12 @@ class Gateway:
             alerting=self.alerting,
             health=self.health,
             bus=self.bus,
-            hub=LiveHub(self.bus, clock, buffer=cfg.api.live_buffer),
+            hub=LiveHub(
+                self.bus,
+                clock,
+                buffer=cfg.api.live_buffer,
+                reading_interval=cfg.api.live_reading_interval_ms / 1000,
+            ),
             history=sink if isinstance(sink, EmbeddedSink) else None,
             writer_stats=lambda: writer.stats() if writer is not None else None,
             auth=Authenticator(
@@ -257,6 +262,8 @@ class Gateway:
         if not self._started:
             return
         self._started = False
+        if self.api_ctx is not None:
+            await self.api_ctx.hub.close()  # live clients get 1001 (going away), not 1012
         if self.api is not None:
             await self.api.stop()
         await self.supervisor.stop()

@@ -6,6 +6,7 @@ reaches into the runtime by other paths.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from gateway.api.audit import AuditLog
 from gateway.api.auth.authenticator import Authenticator
 from gateway.api.config import ApiConfig
+from gateway.api.points import PointCatalog
 from gateway.bus import Bus
 from gateway.clock import Clock
 from gateway.config.loader import LoadedSite
@@ -54,3 +56,8 @@ class ApiContext:
     auth: Authenticator
     audit: AuditLog
     started_ns: int
+
+    @functools.cached_property
+    def points(self) -> PointCatalog:
+        """Units and descriptions of the site's points (built once)."""
+        return PointCatalog(self.site)

@@ -12,7 +12,6 @@ only: with another sink the gateway cannot read its history back (409).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Annotated
@@ -22,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 
 from gateway.api.context import ApiContext
 from gateway.api.deps import AUTH_RESPONSES, get_ctx, require_role
+from gateway.api.points import PointMeta
 from gateway.api.principal import Principal
 from gateway.api.schemas.devices import DeviceOut, HistoryOut, HistoryRowOut, PointOut
 from gateway.config.site import DeviceConfig
@@ -44,45 +44,9 @@ DEFAULT_MAX_POINTS = 500
 MAX_POINTS = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class _Point:
-    device: str
-    name: str
-    unit: str
-    description: str
-
-    @property
-    def point(self) -> str:
-        return f"{self.device}.{self.name}"
-
-
-def _catalog(ctx: ApiContext) -> dict[str, _Point]:
+def _catalog(ctx: ApiContext) -> dict[str, PointMeta]:
     """Every point the API knows, by full name, in site order."""
-    out: dict[str, _Point] = {}
-    wildcards: list[_Point] = []
-    for spec in ctx.site.points:
-        p = _Point(spec.device, spec.name, spec.unit, spec.description)
-        if "*" in spec.device or "*" in spec.name:
-            wildcards.append(p)
-        else:
-            out[p.point] = p
-    for dev in ctx.site.config.devices:
-        for name, pcfg in dev.points.items():
-            known = out.get(f"{dev.id}.{name}")
-            out[f"{dev.id}.{name}"] = _Point(
-                dev.id,
-                name,
-                pcfg.unit or (known.unit if known else ""),
-                pcfg.description or (known.description if known else ""),
-            )
-    if wildcards:
-        for point in sorted(set(ctx.hub.latest) - set(out)):
-            device, _, name = point.partition(".")
-            for w in wildcards:
-                if fnmatchcase(device, w.device) and fnmatchcase(name, w.name):
-                    out[point] = _Point(device, name, w.unit, w.description)
-                    break
-    return out
+    return ctx.points.listing(ctx.hub.latest)
 
 
 def _exact(ns: int) -> datetime:
@@ -110,7 +74,7 @@ async def _latest(ctx: ApiContext, points: list[str]) -> dict[str, Reading]:
     return found
 
 
-def _point_out(p: _Point, reading: Reading | None, now: int) -> PointOut:
+def _point_out(p: PointMeta, reading: Reading | None, now: int) -> PointOut:
     if reading is None:
         return PointOut(
             point=p.point,
@@ -141,7 +105,7 @@ def _point_out(p: _Point, reading: Reading | None, now: int) -> PointOut:
     )
 
 
-async def _points_out(ctx: ApiContext, points: list[_Point]) -> list[PointOut]:
+async def _points_out(ctx: ApiContext, points: list[PointMeta]) -> list[PointOut]:
     latest = await _latest(ctx, [p.point for p in points])
     now = ctx.clock.time_ns()
     return [_point_out(p, latest.get(p.point), now) for p in points]
