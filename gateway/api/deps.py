@@ -15,6 +15,8 @@ from gateway.api.roles import ROLES, at_least
 
 __all__ = [
     "AUTH_RESPONSES",
+    "BAD_BODY",
+    "STORE_DOWN",
     "Ctx",
     "client_address",
     "current_principal",
@@ -26,6 +28,13 @@ __all__ = [
 AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
     401: {"description": "Not authenticated (no, unknown, expired or revoked credentials)."},
     403: {"description": "The role may not do this, or the CSRF header is missing or wrong."},
+}
+
+BAD_BODY: dict[int | str, dict[str, str]] = {
+    400: {"description": "The body cannot be parsed (not JSON, or not UTF-8)."}
+}
+STORE_DOWN: dict[int | str, dict[str, str]] = {
+    503: {"description": "The event store is unavailable."}
 }
 
 

@@ -18,7 +18,13 @@ from gateway.api.auth.authenticator import SESSION_COOKIE
 from gateway.api.auth.passwords import PasswordPolicyError
 from gateway.api.auth.sessions import SessionStore, session_digest
 from gateway.api.context import ApiContext
-from gateway.api.deps import AUTH_RESPONSES, client_address, current_principal, get_ctx
+from gateway.api.deps import (
+    AUTH_RESPONSES,
+    BAD_BODY,
+    client_address,
+    current_principal,
+    get_ctx,
+)
 from gateway.api.principal import Principal
 from gateway.api.schemas.auth import LoginIn, LoginOut, MeOut, PasswordIn
 from gateway.api.schemas.users import UserOut
@@ -31,9 +37,6 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 
 BAD_CREDENTIALS = "wrong username or password"
 _LOOPBACK = frozenset({"127.0.0.1", "::1"})
-_BAD_BODY: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body cannot be parsed (not JSON, or not UTF-8)."}
-}
 _STORE_DOWN: dict[int | str, dict[str, Any]] = {
     503: {"description": "The event store (users, sessions) is unavailable."}
 }
@@ -84,7 +87,7 @@ def _unavailable(e: EventStoreError) -> HTTPException:
     response_model=LoginOut,
     summary="Log in: sets the session cookie and returns the CSRF token",
     responses={
-        **_BAD_BODY,
+        **BAD_BODY,
         401: {"description": "Wrong username or password (the same answer for both)."},
         **_LIMITED,
         **_STORE_DOWN,
@@ -211,7 +214,7 @@ async def me(principal: Caller, ctx: Ctx) -> MeOut:
     response_class=Response,
     summary="Change one's own password; the user's other sessions end",
     responses={
-        **_BAD_BODY,
+        **BAD_BODY,
         **AUTH_RESPONSES,
         403: {"description": "The current password is wrong, or the CSRF header is missing."},
         409: {"description": "An API token has no password."},

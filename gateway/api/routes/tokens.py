@@ -9,7 +9,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from gateway.api.audit import Outcome
 from gateway.api.auth.tokens import InvalidToken
 from gateway.api.context import ApiContext
-from gateway.api.deps import AUTH_RESPONSES, client_address, get_ctx, require_role
+from gateway.api.deps import (
+    AUTH_RESPONSES,
+    BAD_BODY,
+    STORE_DOWN,
+    client_address,
+    get_ctx,
+    require_role,
+)
 from gateway.api.principal import Principal
 from gateway.api.schemas.users import TokenCreate, TokenCreated, TokenOut
 from gateway.storage.eventstore import EventStoreError
@@ -22,19 +29,13 @@ Ctx = Annotated[ApiContext, Depends(get_ctx)]
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
-_BAD_BODY: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body cannot be parsed (not JSON, or not UTF-8)."}
-}
-_STORE_DOWN: dict[int | str, dict[str, Any]] = {
-    503: {"description": "The event store is unavailable."}
-}
 
 
 @router.get(
     "",
     response_model=list[TokenOut],
     summary="Every token (revoked and expired ones too), oldest first; never the token itself",
-    responses={**AUTH_RESPONSES, **_STORE_DOWN},
+    responses={**AUTH_RESPONSES, **STORE_DOWN},
 )
 async def list_tokens(_: Admin, ctx: Ctx) -> list[TokenOut]:
     try:
@@ -50,10 +51,10 @@ async def list_tokens(_: Admin, ctx: Ctx) -> list[TokenOut]:
     response_model=TokenCreated,
     summary="Create a token; the answer holds the token, which is not shown again",
     responses={
-        **_BAD_BODY,
+        **BAD_BODY,
         **AUTH_RESPONSES,
         422: {"description": "Bad name or role."},
-        **_STORE_DOWN,
+        **STORE_DOWN,
     },
 )
 async def create_token(body: TokenCreate, request: Request, admin: Admin, ctx: Ctx) -> TokenCreated:
@@ -96,7 +97,7 @@ async def create_token(body: TokenCreate, request: Request, admin: Admin, ctx: C
     responses={
         **AUTH_RESPONSES,
         404: {"description": "No such token, or revoked already."},
-        **_STORE_DOWN,
+        **STORE_DOWN,
     },
 )
 async def revoke_token(token_id: str, request: Request, admin: Admin, ctx: Ctx) -> Response:

@@ -16,7 +16,14 @@ from gateway.api.auth.passwords import PasswordPolicyError
 from gateway.api.auth.sessions import SessionStore
 from gateway.api.auth.users import InvalidUser, LastAdmin, UserExists, UserNotFound
 from gateway.api.context import ApiContext
-from gateway.api.deps import AUTH_RESPONSES, client_address, get_ctx, require_role
+from gateway.api.deps import (
+    AUTH_RESPONSES,
+    BAD_BODY,
+    STORE_DOWN,
+    client_address,
+    get_ctx,
+    require_role,
+)
 from gateway.api.principal import Principal
 from gateway.api.schemas.users import UserCreate, UserOut, UserPatch
 from gateway.storage.eventstore import EventStoreError
@@ -28,19 +35,12 @@ router = APIRouter(prefix="/users", tags=["users"])
 Ctx = Annotated[ApiContext, Depends(get_ctx)]
 Admin = Annotated[Principal, Depends(require_role("admin"))]
 
-_BAD_BODY: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The body cannot be parsed (not JSON, or not UTF-8)."}
-}
-_STORE_DOWN: dict[int | str, dict[str, Any]] = {
-    503: {"description": "The event store is unavailable."}
-}
-
 
 @router.get(
     "",
     response_model=list[UserOut],
     summary="Every user, by username",
-    responses={**AUTH_RESPONSES, **_STORE_DOWN},
+    responses={**AUTH_RESPONSES, **STORE_DOWN},
 )
 async def list_users(_: Admin, ctx: Ctx) -> list[UserOut]:
     try:
@@ -56,11 +56,11 @@ async def list_users(_: Admin, ctx: Ctx) -> list[UserOut]:
     response_model=UserOut,
     summary="Create a user",
     responses={
-        **_BAD_BODY,
+        **BAD_BODY,
         **AUTH_RESPONSES,
         409: {"description": "A user of that name exists already."},
         422: {"description": "Bad username, role, locale or password."},
-        **_STORE_DOWN,
+        **STORE_DOWN,
     },
 )
 async def create_user(body: UserCreate, request: Request, admin: Admin, ctx: Ctx) -> UserOut:
@@ -95,12 +95,12 @@ async def create_user(body: UserCreate, request: Request, admin: Admin, ctx: Ctx
     response_model=UserOut,
     summary="Change a user's name, role, password, language or disabled flag",
     responses={
-        **_BAD_BODY,
+        **BAD_BODY,
         **AUTH_RESPONSES,
         404: {"description": "No such user."},
         409: {"description": "It would demote or disable the last enabled admin."},
         422: {"description": "Bad role, locale or password."},
-        **_STORE_DOWN,
+        **STORE_DOWN,
     },
 )
 async def update_user(
