@@ -60,9 +60,7 @@ def upgrade() -> None:
         ),
         sa.Column("name", sa.String(128), nullable=False),
         sa.Column("role", sa.String(16), nullable=False),
-        sa.Column(
-            "token_hash", sa.String(64), nullable=False, comment="hex SHA-256 of the token"
-        ),
+        sa.Column("token_hash", sa.String(64), nullable=False, comment="hex SHA-256 of the token"),
         sa.Column("created_by", sa.String(64), nullable=False),
         sa.Column("created_ts", sa.BigInteger(), nullable=False),
         sa.Column("expires_ts", sa.BigInteger(), nullable=True),
@@ -91,9 +89,7 @@ def upgrade() -> None:
         sa.Column(
             "expires_ts", sa.BigInteger(), nullable=False, comment="absolute end of the session"
         ),
-        sa.Column(
-            "client", sa.String(255), nullable=False, comment="address it was opened from"
-        ),
+        sa.Column("client", sa.String(255), nullable=False, comment="address it was opened from"),
         sa.Column("user_agent", sa.String(255), nullable=False),
         sa.PrimaryKeyConstraint("id_hash", name="pk_sessions"),
     )
@@ -114,9 +110,7 @@ def upgrade() -> None:
             comment="dotted: alarm.acknowledge, user.create",
         ),
         sa.Column("target", sa.String(400), nullable=False),
-        sa.Column(
-            "outcome", sa.String(16), nullable=False, comment="ok, denied, failed, error"
-        ),
+        sa.Column("outcome", sa.String(16), nullable=False, comment="ok, denied, failed, error"),
         sa.Column("client", sa.String(255), nullable=False, comment="remote address"),
         sa.Column("detail", _json(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_audit"),
