@@ -8,12 +8,13 @@ from importlib.resources import files
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from gateway import __version__
 from gateway.api.context import ApiContext
 from gateway.api.routes import routers
+from gateway.storage.eventstore import EventStoreError
 
 __all__ = ["API_PREFIX", "STATIC_DIR", "create_app"]
 
@@ -53,6 +54,17 @@ def create_app(ctx: ApiContext, extra_routers: Iterable[APIRouter] = ()) -> Fast
         app.include_router(router, prefix=API_PREFIX)
     for router in extra_routers:
         app.include_router(router)
+
+    @app.exception_handler(EventStoreError)
+    async def store_down(request: Request, exc: EventStoreError) -> JSONResponse:
+        # One answer for every route (and the authentication before it) when the
+        # event store fails: 503, so a client retries; the routes that change
+        # state write their audit record ("error") before the error reaches here.
+        return JSONResponse(
+            {"detail": f"the event store is unavailable: {exc}"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     @app.middleware("http")
     async def security_headers(

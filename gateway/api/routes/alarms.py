@@ -146,23 +146,20 @@ async def alarm_history(
         raise HTTPException(404, f"no alarm {alarm_id}: alarm ids look like '<rule>@<source>'")
     found: list[EventOut] = []
     before: int | None = None
-    try:
-        while len(found) < limit:
-            page = await ctx.store.query(
-                source=source,
-                type_prefixes=["alarm."],
-                before_id=before,
-                descending=True,
-                limit=_HISTORY_PAGE,
-            )
-            for s in page:
-                if _concerns(s.event.type, s.event.data, alarm_id) and len(found) < limit:
-                    found.append(event_out(s.id, s.event, principal.role))
-            if len(page) < _HISTORY_PAGE:
-                break
-            before = page[-1].id
-    except EventStoreError as e:
-        raise HTTPException(503, f"the event store is unavailable: {e}") from e
+    while len(found) < limit:
+        page = await ctx.store.query(
+            source=source,
+            type_prefixes=["alarm."],
+            before_id=before,
+            descending=True,
+            limit=_HISTORY_PAGE,
+        )
+        for s in page:
+            if _concerns(s.event.type, s.event.data, alarm_id) and len(found) < limit:
+                found.append(event_out(s.id, s.event, principal.role))
+        if len(page) < _HISTORY_PAGE:
+            break
+        before = page[-1].id
     if not found and ctx.alerting.manager.get(alarm_id) is None:
         raise HTTPException(404, f"no alarm {alarm_id} and no stored history of it")
     return found

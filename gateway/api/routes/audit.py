@@ -14,7 +14,6 @@ from gateway.api.deps import AUTH_RESPONSES, get_ctx, require_role
 from gateway.api.principal import Principal
 from gateway.api.schemas.audit import AuditOut, AuditPage
 from gateway.model import from_datetime
-from gateway.storage.eventstore import EventStoreError
 
 __all__ = ["router"]
 
@@ -79,16 +78,13 @@ async def query_audit(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> AuditPage:
-    try:
-        records = await ctx.audit.query(
-            username=username,
-            action=action,
-            since=_ns(since, "since"),
-            until=_ns(until, "until"),
-            before_id=before_id,
-            limit=limit,
-        )
-    except EventStoreError as e:
-        raise HTTPException(503, f"the event store is unavailable: {e}") from e
+    records = await ctx.audit.query(
+        username=username,
+        action=action,
+        since=_ns(since, "since"),
+        until=_ns(until, "until"),
+        before_id=before_id,
+        limit=limit,
+    )
     items = [AuditOut.of(r) for r in records]
     return AuditPage(items=items, next_before_id=items[-1].id if len(items) == limit else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
 from gateway.api.context import ApiContext
@@ -17,7 +17,6 @@ from gateway.api.deps import AUTH_RESPONSES, get_ctx, require_role
 from gateway.api.principal import Principal
 from gateway.api.schemas.events import EventPageOut, event_out
 from gateway.model import from_datetime
-from gateway.storage.eventstore import EventStoreError
 
 __all__ = ["MAX_PAGE", "router", "split_types"]
 
@@ -75,19 +74,16 @@ async def list_events(
     prefixes: list[str] | None = None
     if type:
         exact, prefixes = split_types(type)
-    try:
-        rows = await ctx.store.query(
-            exact,
-            source=source,
-            since=_ns(since),
-            until=_ns(until),
-            limit=limit + 1,  # one more tells whether an older page exists
-            type_prefixes=prefixes,
-            before_id=before_id,
-            descending=True,
-        )
-    except EventStoreError as e:
-        raise HTTPException(503, f"the event store is unavailable: {e}") from e
+    rows = await ctx.store.query(
+        exact,
+        source=source,
+        since=_ns(since),
+        until=_ns(until),
+        limit=limit + 1,  # one more tells whether an older page exists
+        type_prefixes=prefixes,
+        before_id=before_id,
+        descending=True,
+    )
     page = rows[:limit]
     return EventPageOut(
         items=[event_out(s.id, s.event, principal.role) for s in page],

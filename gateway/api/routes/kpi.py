@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 
 from gateway.alarms.kpi import compute_kpis
 from gateway.api.context import ApiContext
@@ -24,7 +24,6 @@ from gateway.api.schemas.kpi import (
     StaleAlarmOut,
 )
 from gateway.model import to_datetime
-from gateway.storage.eventstore import EventStoreError
 
 __all__ = ["router"]
 
@@ -49,10 +48,7 @@ async def kpi(
 ) -> KpiOut:
     end = ctx.clock.time_ns()
     start = end - days * _DAY_NS
-    try:
-        f = await compute_kpis(ctx.store, start, end, config=ctx.site.config.alarms)
-    except EventStoreError as e:
-        raise HTTPException(503, f"event store unavailable: {e}") from e
+    f = await compute_kpis(ctx.store, start, end, config=ctx.site.config.alarms)
     return KpiOut(
         since=to_datetime(f.start_ns),
         until=to_datetime(f.end_ns),

@@ -43,10 +43,7 @@ Admin = Annotated[Principal, Depends(require_role("admin"))]
     responses={**AUTH_RESPONSES, **STORE_DOWN},
 )
 async def list_users(_: Admin, ctx: Ctx) -> list[UserOut]:
-    try:
-        return [UserOut.of(u) for u in await ctx.auth.users.list_users()]
-    except EventStoreError as e:
-        raise HTTPException(503, f"the event store is unavailable: {e}") from e
+    return [UserOut.of(u) for u in await ctx.auth.users.list_users()]
 
 
 @router.post(
