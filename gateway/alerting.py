@@ -191,21 +191,7 @@ class Alerting:
         rec = self.manager.get(alarm_id)
         if rec is None:
             return None
-        return self.describe(
-            Alarm(
-                rec.id,
-                rec.rule,
-                rec.source,
-                rec.state,
-                rec.priority,
-                rec.updated_ts,
-                rec.description,
-                rec.view(),
-                category=rec.category,
-                route=rec.route,
-                device=rec.device,
-            )
-        )
+        return self.describe(rec.as_alarm())
 
     def describe(self, alarm: Alarm) -> Mapping[str, Any]:
         """The AlarmView of the messages: what, where, the value against the limit."""

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from gateway.model import AlarmState, Priority, Value
+from gateway.model import Alarm, AlarmState, Priority, Value
 
 __all__ = ["RECORD_VERSION", "AlarmRecord", "jsonable"]
 
@@ -126,6 +126,23 @@ class AlarmRecord:
             orphan=self.orphan,
         )
         return out
+
+    def as_alarm(self) -> Alarm:
+        """The record's current state as an :class:`~gateway.model.Alarm` (what a
+        screen or a message shows; no transition, unlike an announcement)."""
+        return Alarm(
+            self.id,
+            self.rule,
+            self.source,
+            self.state,
+            self.priority,
+            self.updated_ts,
+            self.description,
+            self.view(),
+            category=self.category,
+            route=self.route,
+            device=self.device,
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"v": RECORD_VERSION}

@@ -147,7 +147,7 @@ def alarm_from_message(ctx: ApiContext, alarm: Alarm) -> AlarmOut:
         description=str(about.get("description") or ""),
         value=_scalar(d.get("value")),
         limit=_limit(d.get("limit")),
-        unit=str(about.get("unit") or "") or _declared_unit(ctx, alarm.source),
+        unit=str(about.get("unit") or ""),
         level=str(d.get("level") or ""),
         active=bool(d.get("active")),
         acked=bool(d.get("acked")),
@@ -172,29 +172,7 @@ def alarm_from_message(ctx: ApiContext, alarm: Alarm) -> AlarmOut:
 
 def alarm_from_record(ctx: ApiContext, rec: AlarmRecord) -> AlarmOut:
     """The API view of the manager's record (the same as its announcement's)."""
-    alarm = Alarm(
-        rec.id,
-        rec.rule,
-        rec.source,
-        rec.state,
-        rec.priority,
-        rec.updated_ts,
-        rec.description,
-        rec.view(),
-        category=rec.category,
-        route=rec.route,
-        device=rec.device,
-    )
-    return alarm_from_message(ctx, alarm)
-
-
-def _declared_unit(ctx: ApiContext, source: str) -> str:
-    """The unit the site file gives the point under ``devices[].points`` (a point
-    no driver reports yet has its unit only there)."""
-    device, _, name = source.partition(".")
-    dev = ctx.site.config.device_map().get(device)
-    point = dev.points.get(name) if dev is not None and name else None
-    return point.unit if point is not None else ""
+    return alarm_from_message(ctx, rec.as_alarm())
 
 
 def _dt(value: object) -> datetime | None:
