@@ -35,12 +35,10 @@ import yaml
 
 from drivers.modbus.estate import Estate
 from gateway.api.auth.passwords import Passwords
-from gateway.api.auth.users import UserStore
 from gateway.config.loader import load_site
 from gateway.registry import load_registry
 from gateway.runtime import Gateway
-from gateway.storage.eventstore import EventStoreUnavailable
-from tests.fixtures.api import FAST_HASHER
+from tests.fixtures.api import FAST_HASHER, ONCALL, QUIET_NOTIFY
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
@@ -118,43 +116,12 @@ def site_file(tmp: Path, estate: Estate) -> Path:
         "storage": {"timeseries": {"flush_interval_s": 0.2, "default_heartbeat_s": None}},
         # A small flood threshold, so the board's flood banner shows with a few alarms.
         "alarms": {"flood": {"start_above": 3, "end_below": 1}},
-        # Who is on duty; their messages go to a closed loopback port and fail
-        # quietly (tests/e2e/test_alarm_chain.py is where deliveries are tested).
-        "notify": {"channels": {"hook": {"type": "webhook", "url": "http://127.0.0.1:9/"}}},
-        "oncall": {
-            "default_channels": ["hook"],
-            "people": {
-                "zhang": {
-                    "name": "张工",
-                    "mobile": "+8613800000001",
-                    "certifications": ["hv_electrician"],
-                },
-                "wang": {"name": "王保安", "mobile": "+8613800000003"},
-            },
-            "teams": {
-                "electrical": {"members": ["zhang"]},
-                "security": {"members": ["wang"]},
-            },
-        },
+        "notify": QUIET_NOTIFY,
+        "oncall": ONCALL,
     }
     path = tmp / "site.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     return path
-
-
-async def create_user(users: UserStore, username: str, role: str, **fields: str) -> None:
-    """``users.create_user``, tried again when the store answers "database is
-    locked": its deferred SQLite transaction (read, then write) fails at once,
-    without waiting, when the running gateway commits in between (reported;
-    ``BEGIN IMMEDIATE`` in the event store would end it)."""
-    for attempt in range(1, 6):
-        try:
-            await users.create_user(username, PASSWORD, role, **fields)
-            return
-        except EventStoreUnavailable:
-            if attempt == 5:
-                raise
-            await asyncio.sleep(0.1 * attempt)
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
@@ -176,9 +143,9 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
             assert gw.api is not None and gw.api_ctx is not None
             users = gw.api_ctx.auth.users
             users.passwords = Passwords(FAST_HASHER)  # cheap hashing for tests
-            await create_user(users, "admin", "admin", display_name="值班长", locale="en")
-            await create_user(users, "guard", "guard", display_name="王保安")
-            await create_user(users, "viewer", "viewer", display_name="访客")
+            await users.create_user("admin", PASSWORD, "admin", display_name="值班长", locale="en")
+            await users.create_user("guard", PASSWORD, "guard", display_name="王保安")
+            await users.create_user("viewer", PASSWORD, "viewer", display_name="访客")
             yield Site(gw, estate, gw.api.url)
         finally:
             stop.set()
