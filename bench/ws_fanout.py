@@ -189,6 +189,7 @@ class Client:
     expect: set[int] = field(default_factory=set)  # the measured triggers
     complete: asyncio.Event = field(default_factory=asyncio.Event)  # all of them arrived
     error: str = ""
+    extensions: str = ""  # what the server agreed to (permessage-deflate or none)
 
 
 def trigger_of(value: float) -> int:
@@ -203,6 +204,7 @@ async def run_client(
         async with connect(
             url, additional_headers=headers, compression=compression, max_size=2**24
         ) as ws:
+            c.extensions = ",".join(e.name for e in ws.protocol.extensions) or "none"
             await ws.send(json.dumps({"type": "hello", "resume": None, "points": ["*"]}))
             await _receive(c, ws, sent)
     except (TimeoutError, OSError) as e:
@@ -382,7 +384,9 @@ def report(f: Figures, args: argparse.Namespace) -> None:
     print(
         f"\n{len(f.clients)} clients, {args.rate:,} readings/s over "
         f"{args.devices * args.values:,} points, a transition every {args.period * 1000:.0f} ms, "
-        f"{f.duration:.1f} s measured, compression {'off' if args.no_compression else 'deflate'}"
+        f"{f.duration:.1f} s measured, compression offered "
+        f"{'none' if args.no_compression else 'deflate'}, agreed "
+        f"{'/'.join(sorted({c.extensions or '?' for c in f.clients}))}"
     )
     print(f"  {'alarm message latency (ms)':<34} {'n':>6} {'p50':>8} {'p99':>8} {'max':>8}")
     for name, v in (("trigger publish -> client", lat), ("gateway ingest -> client", ingest)):
