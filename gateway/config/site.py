@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, create_model, field_validator, model_validator
 
+from gateway.access.config import AccessConfig
 from gateway.alarms.config import AlarmsConfig
 from gateway.api.config import ApiConfig
 from gateway.config.storage import StorageConfig
@@ -198,6 +199,10 @@ class SiteConfig(StrictModel):
     api: ApiConfig = Field(
         default_factory=ApiConfig,
         description="The gateway's HTTP server (acknowledgement links, API).",
+    )
+    access: AccessConfig = Field(
+        default_factory=AccessConfig,
+        description="Access control: areas, doors, time profiles, credential groups.",
     )
 
     def device_map(self) -> dict[str, DeviceConfig]:

@@ -35,6 +35,9 @@ __all__ = [
     "TYPE_MAX_LEN",
     "Id",
     "Json",
+    "access_credentials",
+    "access_passages",
+    "access_presence",
     "ack_tokens",
     "alarms",
     "api_tokens",
@@ -220,4 +223,65 @@ audit = Table(
     Index("ix_audit_ts", "ts"),
     Index("ix_audit_username_ts", "username", "ts"),
     Index("ix_audit_action_ts", "action", "ts"),
+)
+
+# Access control (gateway/access/). A card is known by a keyed hash of its
+# canonical value (``card_hash``); the UID itself is kept only for the roles
+# that manage cards, and never in passages.
+access_credentials = Table(
+    "access_credentials",
+    metadata,
+    Column(
+        "id", String(64), primary_key=True, comment="credential id, e.g. R-0001 or V-20261121-3"
+    ),
+    Column("kind", String(16), nullable=False, comment="resident, staff, vehicle, visitor"),
+    Column("holder", String(128), nullable=False, comment="person or vehicle owner"),
+    Column("grp", String(64), nullable=False, comment="credential group (access.groups)"),
+    Column("card_hash", String(64), nullable=True, comment="keyed hash of the card, plate or QR"),
+    Column("card_uid", String(64), nullable=True, comment="canonical UID; empty when hash-only"),
+    Column("plate", String(32), nullable=True, comment="licence plate, for vehicles"),
+    Column("valid_from", BigInteger, nullable=True, comment="UTC ns"),
+    Column("valid_until", BigInteger, nullable=True, comment="UTC ns"),
+    Column("uses_left", Integer, nullable=True, comment="visitor passes: null = unlimited"),
+    Column("blacklisted", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("certifications", Json, nullable=False),
+    Column("data", Json, nullable=False, comment="phone, unit, note, host"),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("updated_ts", BigInteger, nullable=False),
+    Index("ix_access_credentials_card_hash", "card_hash"),
+    Index("ix_access_credentials_plate", "plate"),
+)
+
+# Where each credential is, for anti-passback ("no card, no exit").
+access_presence = Table(
+    "access_presence",
+    metadata,
+    Column("credential_id", String(64), primary_key=True),
+    Column("area", String(64), nullable=False, comment="the area it entered last"),
+    Column("door", String(SOURCE_MAX_LEN), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+)
+
+# Every passage and denial, searchable by door, credential and time.
+access_passages = Table(
+    "access_passages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False, comment="UTC ns"),
+    Column("door", String(SOURCE_MAX_LEN), nullable=False),
+    Column("reader", String(SOURCE_MAX_LEN), nullable=False),
+    Column("direction", String(8), nullable=False, comment="in or out"),
+    Column("granted", Boolean, nullable=False),
+    Column("reason", String(32), nullable=False, comment="granted or why it was denied"),
+    Column("credential_id", String(64), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("card_hash", String(64), nullable=True),
+    Column("card_masked", String(64), nullable=False, comment="e.g. ****614E"),
+    Column("plate", String(32), nullable=True),
+    Column("mode", String(8), nullable=False, comment="decide or monitor"),
+    Column("data", Json, nullable=False),
+    Index("ix_access_passages_ts", "ts"),
+    Index("ix_access_passages_door_ts", "door", "ts"),
+    Index("ix_access_passages_credential_id_ts", "credential_id", "ts"),
 )

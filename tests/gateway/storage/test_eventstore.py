@@ -97,7 +97,7 @@ async def test_migrations_create_the_schema(store: EventStore, backend: Backend)
         db = backend.url.split("///", 1)[1]
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-            assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
+            assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
             indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert {"events", "ix_events_type_ts", "ix_events_source_ts"} <= indexes
         assert {"alarms", "escalations", "deliveries", "ack_tokens"} <= indexes
