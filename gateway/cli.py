@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from gateway.cli_access import access_app
 from gateway.cli_users import token_app, user_app
 from gateway.i18n import t
 from gateway.loop import run as run_loop
@@ -29,6 +30,7 @@ console = Console()
 err_console = Console(stderr=True)
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
+app.add_typer(access_app, name="access")
 
 SiteArg = Annotated[Path, typer.Argument(help="The site file (YAML).", show_default=False)]
 

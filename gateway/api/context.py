@@ -25,6 +25,7 @@ from gateway.storage.eventstore import EventStore
 from gateway.storage.writer import WriterStats
 
 if TYPE_CHECKING:
+    from gateway.access.service import AccessService
     from gateway.alerting import Alerting
     from gateway.api.live.hub import LiveHub
 
@@ -56,6 +57,8 @@ class ApiContext:
     auth: Authenticator
     audit: AuditLog
     started_ns: int
+    # Access control (doors, credentials, passages); None when the site runs none.
+    access: AccessService | None = None
 
     @functools.cached_property
     def points(self) -> PointCatalog:

@@ -13,6 +13,7 @@ import { Overview } from "./overview.js";
 import { Trend } from "./trend.js";
 import { EventLog } from "./events.js";
 import { OnCall } from "./oncall.js";
+import { AccessPanel } from "./access.js";
 import { beep, isMuted, setMuted } from "./sound.js";
 
 const FALLBACK_LOCALES = ["zh-CN", "en"];
@@ -33,6 +34,7 @@ let overview;
 let trend;
 let events;
 let oncall;
+let access;
 let live = null;
 let ageTimer = null;
 
@@ -48,6 +50,7 @@ function show(view) {
 function selectTab(name) {
   document.body.dataset.tab = name;
   for (const b of $all("[data-tab-button]")) b.classList.toggle("active", b.dataset.tabButton === name);
+  $("[data-access-toggle]").classList.toggle("active", name === "access");
 }
 
 // --- language -----------------------------------------------------------------------------
@@ -80,6 +83,7 @@ async function setLocale(loc) {
     trend.draw();
     events.render();
     oncall.render();
+    access.render();
   }
 }
 
@@ -180,6 +184,7 @@ function onLive(msg) {
         loadAlarms();
         loadDevices();
         events.load();
+        access.load();
       }
       break;
     case "snapshot": {
@@ -234,6 +239,7 @@ function transitionEvent(msg) {
 
 function onEvent(ev) {
   events.prepend(ev);
+  if (ev.type.startsWith("access.") || ev.type.startsWith("door.")) access.onEvent(ev);
   const room = (ev.data && ev.data.control_room) || ev.source;
   if (ev.type === "alarm.flood_started") {
     state.floods.add(room);
@@ -261,13 +267,14 @@ async function enter(me) {
   const loc = pickLocale(me.user.locale);
   if (loc !== currentLocale()) await setLocale(loc);
   board.setRole(me.user.role);
+  access.setRole(me.user.role);
   show("app");
   renderChrome();
   selectTab(document.body.dataset.tab || "board");
   state.snapshots = 0;
   state.criticalAlerts = 0;
   document.body.dataset.criticalAlerts = "0";
-  await Promise.all([loadAlarms(), loadDevices(), events.load(), oncall.load()]);
+  await Promise.all([loadAlarms(), loadDevices(), events.load(), oncall.load(), access.load()]);
   live = new LiveClient({ onMessage: onLive, onStatus: onLiveStatus, onUnauthorized: leave }, ["*"]);
   live.start();
   clearInterval(ageTimer);
@@ -288,6 +295,7 @@ function leave() {
   trend.clear();
   events.clear();
   oncall.stop();
+  access.clear();
   showLogin();
 }
 
@@ -351,6 +359,7 @@ function wire() {
   trend = new Trend($("[data-trend]"));
   events = new EventLog($("[data-events]"));
   oncall = new OnCall($("[data-oncall]"));
+  access = new AccessPanel($("[data-access]"));
 
   $("[data-testid=login-form]").addEventListener("submit", login);
   $("[data-logout]").addEventListener("click", logout);
@@ -366,6 +375,11 @@ function wire() {
     });
   }
   for (const b of $all("[data-tab-button]")) b.addEventListener("click", () => selectTab(b.dataset.tabButton));
+  // Wide screens show every panel but access, which takes the place of the
+  // board, site and trend while it is open (the top bar still counts alarms).
+  $("[data-access-toggle]").addEventListener("click", () =>
+    selectTab(document.body.dataset.tab === "access" ? "board" : "access"),
+  );
   setUnauthorizedHandler(() => {
     if (state.me) leave();
   });
