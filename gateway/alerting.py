@@ -38,7 +38,18 @@ log = logging.getLogger("gateway.alerting")
 # Event types the alarm manager writes to the event store itself (in the
 # transaction of the transition) and then publishes; the recorder skips them.
 # (The escalator's notify.* and oncall.* events are stored, not published.)
-SELF_STORED_EVENTS = ("alarm.",)
+# access.granted / access.denied are rows of access_passages, written by the
+# access service in the transaction of its decisions; so are the readers' own
+# card.presented / card.decision / plate.read events, which carry the raw UID,
+# QR token or PIN: the passage keeps them only as a keyed hash and a mask.
+SELF_STORED_EVENTS = (
+    "alarm.",
+    "access.granted",
+    "access.denied",
+    "card.presented",
+    "card.decision",
+    "plate.read",
+)
 
 _DAY_NS = 86_400 * 1_000_000_000
 

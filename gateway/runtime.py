@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 
+from gateway.access.service import AccessService, AccessServiceError
 from gateway.alerting import SELF_STORED_EVENTS, Alerting
 from gateway.api.app import create_app
 from gateway.api.audit import AuditLog
@@ -81,6 +82,7 @@ class Gateway:
         self.metrics: MetricsReporter | None = None
         self.losses: LossWatch | None = None
         self.alerting: Alerting | None = None
+        self.access: AccessService | None = None
         self.api: ApiServer | None = None
         self.api_ctx: ApiContext | None = None
         self._started = False
@@ -98,6 +100,7 @@ class Gateway:
         self.site.data_dir.mkdir(parents=True, exist_ok=True)
         await self._start_storage()
         await self._start_alerting()
+        await self._start_access()
         self._start_services()
         await self._start_api()
         self._start_drivers()
@@ -173,6 +176,18 @@ class Gateway:
         self.alerting = Alerting(self.site, self.bus, self.store, self.clock)
         await self.alerting.open()
 
+    async def _start_access(self) -> None:
+        """Access control, when the site has doors: subscribed before any driver
+        starts, credentials and presence loaded."""
+        assert self.store is not None
+        cfg = self.site.config.access
+        if cfg.enabled and cfg.doors:
+            self.access = AccessService(self.site, self.bus, self.store, self.clock)
+            try:
+                await self.access.open()
+            except AccessServiceError as e:
+                raise GatewayError(str(e)) from e
+
     async def _start_api(self) -> None:
         """The control-room API, its live stream and the page (and the ack links)."""
         api = self.site.config.api
@@ -216,6 +231,7 @@ class Gateway:
             ),
             audit=AuditLog(store, clock),
             started_ns=clock.time_ns(),
+            access=self.access,
         )
 
     def _start_services(self) -> None:
@@ -257,6 +273,9 @@ class Gateway:
         if self.alerting is not None:
             for name, fn in self.alerting.services().items():
                 self._spawn(name, fn)
+        if self.access is not None:
+            for name, fn in self.access.services().items():
+                self._spawn(name, fn)
 
     async def stop(self) -> None:
         if not self._started:
@@ -269,6 +288,9 @@ class Gateway:
         await self.supervisor.stop()
         for ctx in self._contexts:
             await ctx.aclose()
+        if self.access is not None:
+            access_task = self._services.pop("access", None)
+            await self.access.close(access_task)  # decides and stores what is queued
         if self.alerting is not None:
             await self.alerting.close()
         writer_task = self._services.pop("timeseries", None)

@@ -171,6 +171,66 @@ class _Checker:
                 "a device cannot depend on itself through others; remove one link",
             )
 
+    def access(self, produced: list[PointSpec]) -> None:
+        """Doors are door/gate/barrier devices, readers are card readers (or a
+        plate camera at a vehicle door), relays and inputs name devices and
+        points that exist."""
+        devices = self.config.device_map()
+        declared = {f"{d.id}.{p}" for d in self.config.devices for p in d.points}
+        ids = list(devices)
+
+        def kind_of(path: tuple[Any, ...], device: str, kinds: set[str], what: str) -> None:
+            dev = devices.get(device)
+            if dev is None:
+                self.add(
+                    path,
+                    f"{what} {self.shown(path, device)} is not defined under devices:",
+                    suggest(device, ids) + "add it under devices: or fix the id",
+                )
+            elif kinds and dev.kind.value not in kinds:
+                self.add(
+                    path,
+                    f"{what} {device!r} is a device of kind {dev.kind.value!r}",
+                    f"give it kind {' or '.join(sorted(kinds))}",
+                )
+
+        def point(path: tuple[Any, ...], name: str, what: str) -> None:
+            device, _, rest = name.partition(".")
+            if not rest:
+                self.add(path, f"{what} {name!r} is not of the form '<device>.<point>'")
+            elif device not in devices:
+                kind_of(path, device, set(), f"device of {what}")
+            elif name not in declared and not _produced(device, rest, produced):
+                known = sorted(
+                    {s.point for s in produced if s.device == device and "*" not in s.point}
+                    | {p for p in declared if p.startswith(device + ".")}
+                )
+                self.add(
+                    path,
+                    f"{what} {name!r}: no driver produces this point",
+                    suggest(name, known)
+                    + "declare it under devices[].points if a driver learns it at run time",
+                )
+
+        for i, door in enumerate(self.config.access.doors):
+            base: tuple[Any, ...] = ("access", "doors", i)
+            kind_of((*base, "id"), door.id, {"door", "gate", "barrier"}, "door")
+            reader_kinds = {"card_reader", "camera"} if door.vehicle else {"card_reader"}
+            for j, r in enumerate(door.readers):
+                kind_of((*base, "readers", j, "device"), r.device, reader_kinds, "reader")
+            if door.relay is not None:
+                kind_of((*base, "relay", "device"), door.relay.device, set(), "relay device")
+                if door.relay.point is not None:
+                    point((*base, "relay", "point"), door.relay.point, "relay point")
+            for key in ("contact", "exit_button", "passages"):
+                inp = getattr(door, key)
+                if inp is None:
+                    continue
+                if inp.point is not None:
+                    point((*base, key, "point"), inp.point, f"{key.replace('_', ' ')} point")
+                if inp.device is not None:
+                    kind_of((*base, key, "device"), inp.device, set(), f"{key} device")
+
 
 def _first_at(first: Mark | None, here: Mark | None) -> str:
     if first is None:
@@ -196,4 +256,5 @@ def semantic_problems(config: SiteConfig, tree: Any) -> list[Problem]:
     c.control_rooms()
     produced = [spec for drv in config.drivers for spec in drv.points()]
     c.rules(produced)
+    c.access(produced)
     return c.problems
