@@ -20,6 +20,7 @@ from gateway.api.roles import rank
 __all__ = [
     "CARD_KEYS",
     "PHONE_KEYS",
+    "PRIVATE_EVENT_TYPES",
     "can_see_card",
     "can_see_phone",
     "mask_card",
@@ -29,6 +30,10 @@ __all__ = [
 
 CARD_KEYS = frozenset({"card", "card_uid", "uid", "credential"})
 PHONE_KEYS = frozenset({"mobile", "phone"})
+# Raw reads as a reader reports them: a whole UID, a visitor's QR token, a
+# keypad PIN. They are never sent to a screen; the access service's passage
+# event (access.granted / access.denied, with the card masked) is the record.
+PRIVATE_EVENT_TYPES = frozenset({"card.presented", "card.decision"})
 _STARS = "****"
 _GUARD = rank("guard")
 _SUPERVISOR = rank("supervisor")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from gateway.api.live.client import LiveClient, PointFilter
 from gateway.api.live.ring import Ring
+from gateway.api.masking import PRIVATE_EVENT_TYPES
 from gateway.bus import Bus, BusClosed
 from gateway.clock import Clock
 from gateway.model import Alarm, Event, Message, Reading
@@ -206,7 +207,9 @@ class LiveHub:
             if type(msg) is Reading:
                 latest[msg.point] = msg
                 changed[msg.point] = msg
-            elif isinstance(msg, Alarm | Event):
+            elif isinstance(msg, Alarm) or (
+                isinstance(msg, Event) and msg.type not in PRIVATE_EVENT_TYPES
+            ):
                 self.ring.append(msg)
                 grew = True
         if grew:

@@ -97,7 +97,7 @@ async def test_card_uids_and_phones_are_masked_by_role(api: ApiHarness) -> None:
         "person": {"name": "王保安", "phone": "+8613800000003"},
         "reads": [{"uid": "DEADBEEF"}, {"credential": {"type": "card", "number": 12345678}}],
     }
-    await publish_stored(api, ("access.granted", "reader-mask", data))
+    await publish_stored(api, ("access.blacklisted", "reader-mask", data))
     seen: dict[str, dict[str, Any]] = {}
     for role in ("viewer", "guard", "engineer", "supervisor", "admin"):
         c = await api.client(role)

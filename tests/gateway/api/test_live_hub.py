@@ -133,6 +133,23 @@ async def test_first_pull_is_a_snapshot_then_every_message_in_order(hub: LiveHub
     assert got.messages == [(2, sent[0]), (3, sent[1]), (4, sent[2])]
 
 
+async def test_raw_card_reads_never_reach_a_screen(hub: LiveHub) -> None:
+    """A reader's own report holds the whole UID, a QR token or a PIN; the page
+    gets the access service's passage event (card masked) instead."""
+    c = hub.connect("c", "admin")
+    drain(hub, c)
+    raw = [
+        Event("card.presented", "gate_in", 1, {"uid": "04A1B2C3", "format": "wiegand26"}),
+        Event("card.presented", "gate_in", 2, {"format": "qr", "value": "GWV1:secret"}),
+        Event("card.decision", "ctrl", 3, {"uid": "04A1B2C3", "granted": True}),
+    ]
+    passage = Event("access.granted", "gate", 4, {"card": "**B2C3"})
+    await hub.bus.publish_many([*raw, passage])
+    await settle()
+    got = drain(hub, c)
+    assert [m for _, m in got.messages] == [passage]
+
+
 async def test_a_client_that_fell_off_the_ring_gets_a_fresh_snapshot(hub: LiveHub) -> None:
     c = hub.connect("slow", "viewer")
     drain(hub, c)
