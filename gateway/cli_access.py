@@ -6,9 +6,10 @@ takes a second writer) and write an audit record for every change (auth
 ``cli``). Card values are hashed with the site's access key
 (``<data_dir>/access.key``), so the CLI must run on the gateway's data.
 
-A running gateway keeps its credentials in memory and reads them at start:
-changes made here reach its decisions after a restart (changes made through
-the API apply at once).
+A running gateway keeps its credentials in memory; it looks for changes made
+by another process every ``access.reload_s`` (10 s) and loads them, so
+changes made here reach its decisions within that time (changes made
+through the API apply at once).
 
 Exit codes: 0 done; 1 the site file, the event store or the input cannot
 be used (a CSV with bad rows: every bad line is printed, nothing imported).

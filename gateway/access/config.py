@@ -220,6 +220,12 @@ class AccessConfig(StrictModel):
     visitors: VisitorConfig = Field(
         default_factory=VisitorConfig, description="Visitor passes (QR codes)."
     )
+    reload_s: float = Field(
+        10.0,
+        gt=0,
+        description="How often to look for credentials changed by another process "
+        "('gateway access import') and load them.",
+    )
     decision_batch: int = Field(
         256, ge=1, le=10_000, description="Card reads decided and stored per transaction."
     )

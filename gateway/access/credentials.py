@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.expression import ColumnElement
@@ -358,6 +358,10 @@ class CredentialStore(CredentialIndex):
         super().__init__(hasher, clock=clock)
         self._store = store
         self._clock: Clock = clock
+        # (row count, newest updated_ts) as of the last load: another process
+        # (the CLI's import) changing the table changes it.
+        self._baseline: tuple[int, int] | None = None
+        self._rebase = False  # our own write moved it: take the new one as is
 
     async def load(self) -> None:
         """Read every credential (100k rows in a fraction of a second: rows become
@@ -367,7 +371,9 @@ class CredentialStore(CredentialIndex):
         try:
             async with self._store.begin() as conn:
                 rows = (await conn.exec_driver_sql(_LOAD)).all()
+                self._baseline = await _fingerprint(conn)
             self._replace_all(rows)
+            self._rebase = False
         finally:
             if enabled:
                 gc.enable()
@@ -399,6 +405,7 @@ class CredentialStore(CredentialIndex):
             stmt = _upsert_statement(conn)
             for i in range(0, len(stamped), _BATCH):
                 await conn.execute(stmt, list(map(_row, stamped[i : i + _BATCH])))
+        self._rebase = True
         for c in stamped:
             self.put(c)
 
@@ -407,6 +414,7 @@ class CredentialStore(CredentialIndex):
         async with self._store.begin(write=True) as conn:
             result = await conn.execute(delete(t_cred).where(t_cred.c.id == id))
             await conn.execute(delete(t_presence).where(t_presence.c.credential_id == id))
+        self._rebase = True
         self.discard(id)
         return bool(result.rowcount)
 
@@ -419,6 +427,7 @@ class CredentialStore(CredentialIndex):
             result = await conn.execute(
                 update(t_cred).where(t_cred.c.id == id).values(blacklisted=value, updated_ts=now)
             )
+        self._rebase = True
         if not result.rowcount:
             self.discard(id)
             raise CredentialNotFound(id)
@@ -426,8 +435,22 @@ class CredentialStore(CredentialIndex):
         self.put(new)
         return new
 
+    async def reload_if_changed(self) -> bool:
+        """Load again when another process (``gateway access import``) changed the
+        table since the last load; True when it did. Cheap when nothing changed."""
+        async with self._store.begin() as conn:
+            now = await _fingerprint(conn)
+        if self._rebase:
+            self._baseline, self._rebase = now, False
+            return False
+        if now == self._baseline:
+            return False
+        await self.load()
+        return True
+
     async def consume_in(self, conn: AsyncConnection, id: str, uses_left: int) -> None:
         """Store a pass's remaining uses in the caller's transaction."""
+        self._rebase = True  # the caller commits at once
         await conn.execute(
             update(t_cred)
             .where(t_cred.c.id == id)
@@ -479,3 +502,10 @@ def _upsert_statement(conn: AsyncConnection) -> Any:
         index_elements=[t_cred.c.id],
         set_={c.name: ins.excluded[c.name] for c in t_cred.c if c.name not in keep},
     )
+
+
+async def _fingerprint(conn: AsyncConnection) -> tuple[int, int]:
+    row = (
+        await conn.execute(select(func.count(), func.coalesce(func.max(t_cred.c.updated_ts), 0)))
+    ).one()
+    return int(row[0]), int(row[1])

@@ -151,7 +151,22 @@ class AccessService:
         )
 
     def services(self) -> dict[str, Callable[[], Coroutine[Any, Any, None]]]:
-        return {"access": self.run}
+        return {"access": self.run, "access-credentials": self.watch_credentials}
+
+    async def watch_credentials(self) -> None:
+        """Pick up credentials another process changed (the CLI's import, a second
+        gateway on a shared PostgreSQL) every ``access.reload_s``."""
+        while True:
+            await self.clock.sleep(self.cfg.reload_s)
+            if self.credentials is None:
+                continue
+            try:
+                if await self.credentials.reload_if_changed():
+                    log.info(
+                        "access credentials changed elsewhere: %d loaded", len(self.credentials)
+                    )
+            except EventStoreError as e:
+                log.warning("cannot check the access credentials for changes: %s", e)
 
     async def run(self) -> None:
         self._running = True

@@ -297,3 +297,29 @@ async def test_100k_credentials_load_fast(tmp_path: Path, clock: ManualClock) ->
         assert len(rows) == 100_000
     finally:
         await store.close()
+
+
+async def test_a_change_by_another_process_is_loaded_and_our_own_is_not_reloaded(
+    store: EventStore, clock: ManualClock
+) -> None:
+    """The CLI's import writes from another process: the running gateway's store
+    sees the table's (count, newest change) move and loads it again; its own
+    writes and the uses a visitor consumed do not cause a reload."""
+    running = CredentialStore(store, HASHER, clock)
+    await running.load()
+    await running.upsert([resident(running, "R-1", "0A0B0C")])
+    assert await running.reload_if_changed() is False
+
+    other = CredentialStore(store, HASHER, clock)  # `gateway access import`
+    await other.load()
+    await clock.advance(1)
+    await other.upsert([resident(other, "R-2", "0D0E0F")])
+    assert running.lookup("card", "0D0E0F") is None
+    assert await running.reload_if_changed() is True
+    found = running.lookup("card", "0D0E0F")
+    assert found is not None and found.id == "R-2"
+    assert await running.reload_if_changed() is False
+
+    await other.delete("R-1")
+    assert await running.reload_if_changed() is True
+    assert running.get("R-1") is None and len(running) == 1
