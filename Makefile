@@ -9,7 +9,7 @@ DEMO_DEBS := mosquitto
 # fonts-wqy-microhei so the Chinese of its screenshots is not empty boxes.
 TEST_DEBS := mosquitto influxdb victoria-metrics socat chromium fonts-wqy-microhei
 
-.PHONY: demo test lint typecheck unit docs bench bench-modbus bench-alarms bench-ws clean venv
+.PHONY: demo test lint typecheck unit docs bench bench-modbus bench-alarms bench-ws bench-access clean venv
 
 demo: $(VENV)/.demo
 	./deploy/ensure-debs.sh $(DEMO_DEBS)
@@ -43,6 +43,10 @@ bench-alarms: $(VENV)/.dev
 bench-ws: $(VENV)/.dev
 	./deploy/ensure-debs.sh mosquitto
 	$(BIN)/python bench/ws_fanout.py
+
+bench-access: $(VENV)/.dev
+	./deploy/ensure-debs.sh socat
+	$(BIN)/python bench/access.py
 
 # python3 -m venv needs Debian's python3-venv; install it when it is missing.
 $(VENV)/bin/python:
