@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEMO_DEBS := mosquitto
+DEMO_DEBS := mosquitto socat
 # chromium: the control-room page is tested in headless Chromium (Playwright drives it);
 # fonts-wqy-microhei so the Chinese of its screenshots is not empty boxes.
 TEST_DEBS := mosquitto influxdb victoria-metrics socat chromium fonts-wqy-microhei

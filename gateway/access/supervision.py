@@ -83,11 +83,11 @@ class DoorSupervisor:
         self._held: asyncio.Task[None] | None = None
         self._forced_check: asyncio.Task[None] | None = None
         self._last_point: dict[InputRole, Value] = {}
-        # tailgating: one window from the first grant (or passage) on
-        self._win_start: float | None = None
-        self._win_grants = 0
-        self._win_passages = 0
-        self._win_reported = 0
+        # tailgating: each grant authorises one passage within tailgate_window_s
+        # of it; a passage with no such grant left is a tailgate.
+        self._unused: deque[float] = deque()  # grants not yet passed through
+        self._grants: deque[float] = deque()  # every grant of the window (for the report)
+        self._passages: deque[float] = deque()
         self.forced = 0
         self.tailgates = 0
 
@@ -96,14 +96,12 @@ class DoorSupervisor:
         """A grant (or a controller's granted decision): excuses the next opening
         and authorises one passage."""
         self._excuse()
-        self._tailgate_roll()
-        self._win_grants += 1
+        self._authorise()
 
     def exit_request(self) -> None:
         """The exit button: the opening after it is not forced; one passage out."""
         self._excuse()
-        self._tailgate_roll()
-        self._win_grants += 1
+        self._authorise()
 
     async def contact(self, is_open: bool) -> None:
         """The door contact changed (repeats of the same state are ignored)."""
@@ -140,15 +138,25 @@ class DoorSupervisor:
         """``count`` people or vehicles went through (a beam, a turnstile)."""
         if count <= 0:
             return
-        self._tailgate_roll()
-        if self._win_start is None:
-            self._win_start = self.clock.monotonic()
-        self._win_passages += count
-        excess = self._win_passages - self._win_grants
-        if excess > self._win_reported:
-            self._win_reported = excess
+        now = self.clock.monotonic()
+        self._expire(now)
+        unauthorised = 0
+        for _ in range(count):
+            self._passages.append(now)
+            if self._unused:
+                self._unused.popleft()
+            else:
+                unauthorised += 1
+        if unauthorised:
             self.tailgates += 1
-            await self._send(TAILGATE, {"passages": self._win_passages, "grants": self._win_grants})
+            await self._send(
+                TAILGATE,
+                {
+                    "passages": len(self._passages),
+                    "grants": len(self._grants),
+                    "unauthorised": unauthorised,
+                },
+            )
 
     async def reading(self, role: InputRole, value: Value, active_value: bool = True) -> None:
         """A point of this door changed: a contact or exit button (``value ==
@@ -196,13 +204,18 @@ class DoorSupervisor:
             return True
         return False
 
-    def _tailgate_roll(self) -> None:
+    def _authorise(self) -> None:
         now = self.clock.monotonic()
-        if self._win_start is not None and now - self._win_start > self.door.tailgate_window_s:
-            self._win_start = None
-            self._win_grants = self._win_passages = self._win_reported = 0
-        if self._win_start is None:
-            self._win_start = now
+        self._expire(now)
+        self._unused.append(now)
+        self._grants.append(now)
+
+    def _expire(self, now: float) -> None:
+        """Forget grants and passages older than the tailgate window."""
+        oldest = now - self.door.tailgate_window_s
+        for q in (self._unused, self._grants, self._passages):
+            while q and q[0] < oldest:
+                q.popleft()
 
     async def _check_forced(self) -> None:
         await self.clock.sleep(self.grace_s)

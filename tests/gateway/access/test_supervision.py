@@ -168,12 +168,30 @@ async def test_tailgating_more_passages_than_grants_in_the_window() -> None:
     await r.clock.advance(2)
     await r.sup.passage(1)  # a second person went through on one grant
     assert r.types() == ["access.tailgate"]
-    assert r.events[0].data == {"door": "d1", "passages": 2, "grants": 1}
+    assert r.events[0].data == {"door": "d1", "passages": 2, "grants": 1, "unauthorised": 1}
     await r.sup.passage(0)
     await r.clock.advance(20)  # a new window
     r.sup.grant()
     r.sup.grant()
     await r.sup.passage(2)
+    assert r.types() == ["access.tailgate"]
+    await r.sup.close()
+
+
+async def test_a_grant_late_in_a_window_still_authorises_its_passage() -> None:
+    """Each grant has its own window: one given 9.8 s after an earlier passage
+    covers the person who walks through 0.5 s later (a window counted from
+    the first grant would have ended in between and called it a tailgate)."""
+    r = Rig(door(passages={"point": "gate1.count"}))
+    r.sup.grant()
+    await r.sup.passage(1)
+    await r.clock.advance(9.8)
+    r.sup.grant()
+    await r.clock.advance(0.5)
+    await r.sup.passage(1)
+    assert r.types() == []
+    await r.clock.advance(11)  # that grant is used; a grant long ago covers nobody
+    await r.sup.passage(1)
     assert r.types() == ["access.tailgate"]
     await r.sup.close()
 
