@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -49,10 +48,11 @@ from drivers.cards.events import (
 from drivers.cards.framing import Frame, FrameError, LineFramer, LineParser, LineProblem
 from drivers.cards.line_config import LineReaderConfig, SerialConfig, TcpConfig
 from gateway.access.cards import mask_value
+from gateway.backoff import Backoff
 from gateway.driver import Driver, DriverContext
 from gateway.model import Command, Event
 
-__all__ = ["Backoff", "Debouncer", "LineClosed", "LineReaderDriver", "LineReaderError"]
+__all__ = ["Debouncer", "LineClosed", "LineReaderDriver", "LineReaderError"]
 
 _CHUNK = 4096
 
@@ -63,23 +63,6 @@ class LineReaderError(Exception):
 
 class LineClosed(LineReaderError):
     """The reader closed the connection or went quiet past ``idle_timeout_s``."""
-
-
-class Backoff:
-    """Jittered exponential backoff: a delay drawn from [d/2, d], d doubling from min_s to max_s."""
-
-    def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        self.min_s, self.max_s = min_s, max_s
-        self._rng = rng or random.Random()
-        self.attempt = 0
-
-    def next(self) -> float:
-        step = min(self.max_s, self.min_s * 2 ** min(self.attempt, 32))
-        self.attempt += 1
-        return self._rng.uniform(step / 2, step)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class Debouncer:

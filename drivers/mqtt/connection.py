@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import ssl
 from typing import Any
 
 import aiomqtt
 
 from drivers.mqtt.config import BrokerConfig, TlsConfig
+from gateway.backoff import Backoff
 
 __all__ = [
     "Backoff",
@@ -125,26 +125,3 @@ def connect_reason(exc: BaseException) -> str:
     if cause is not None and str(cause) and str(cause) not in text:
         text = f"{text}: {cause}" if text else str(cause)
     return text or type(exc).__name__
-
-
-class Backoff:
-    """Jittered exponential backoff: ``min_s`` doubling up to ``max_s``.
-
-    Each delay is drawn from [d/2, d] for the current step ``d`` (so many
-    gateways that lost one broker do not come back in lock-step).
-    """
-
-    def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        if min_s <= 0 or max_s < min_s:
-            raise ValueError("backoff needs 0 < min_s <= max_s")
-        self.min_s, self.max_s = min_s, max_s
-        self._rng = rng or random.Random()
-        self.attempt = 0
-
-    def next(self) -> float:
-        step = min(self.max_s, self.min_s * 2 ** min(self.attempt, 32))
-        self.attempt += 1
-        return self._rng.uniform(step / 2, step)
-
-    def reset(self) -> None:
-        self.attempt = 0

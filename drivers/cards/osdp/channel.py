@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import random
 import select
 import socket
 import time
@@ -25,24 +24,9 @@ from abc import ABC, abstractmethod
 
 import serial
 
-__all__ = ["BusChannel", "ChannelBackoff", "SerialChannel", "TcpChannel"]
+from gateway.backoff import Backoff
 
-
-class ChannelBackoff:
-    """Delays between reconnect attempts: ``min_s`` doubling to ``max_s``, with jitter."""
-
-    def __init__(self, min_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        self.min_s, self.max_s = min_s, max_s
-        self._rng = rng or random.Random()
-        self.attempt = 0
-
-    def next(self) -> float:
-        step = min(self.max_s, self.min_s * 2 ** min(self.attempt, 32))
-        self.attempt += 1
-        return self._rng.uniform(step / 2, step)
-
-    def reset(self) -> None:
-        self.attempt = 0
+__all__ = ["BusChannel", "SerialChannel", "TcpChannel"]
 
 
 class BusChannel(ABC):
@@ -50,7 +34,7 @@ class BusChannel(ABC):
 
     id = 0
 
-    def __init__(self, backoff: ChannelBackoff) -> None:
+    def __init__(self, backoff: Backoff) -> None:
         self.backoff = backoff
         self.connected = False
         self.detail = "not connected yet"  # why it is down (for device.offline reasons)
@@ -114,7 +98,7 @@ class BusChannel(ABC):
 class SerialChannel(BusChannel):
     """An RS-485 line through pyserial, 8N1 (OSDP's framing), non-blocking reads."""
 
-    def __init__(self, port: str, baud: int, backoff: ChannelBackoff) -> None:
+    def __init__(self, port: str, baud: int, backoff: Backoff) -> None:
         super().__init__(backoff)
         self.port, self.baud = port, baud
         self._ser: serial.Serial | None = None
@@ -178,7 +162,7 @@ class TcpChannel(BusChannel):
     """A TCP client: a serial device server in raw mode, or a reader listening on TCP."""
 
     def __init__(
-        self, host: str, port: int, backoff: ChannelBackoff, *, connect_timeout_s: float = 5.0
+        self, host: str, port: int, backoff: Backoff, *, connect_timeout_s: float = 5.0
     ) -> None:
         super().__init__(backoff)
         self.host, self.port = host, port

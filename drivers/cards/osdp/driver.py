@@ -29,7 +29,7 @@ from drivers.cards.events import (
     COMMAND_RESULT,
     READER_SECURE_CHANNEL,
 )
-from drivers.cards.osdp.channel import BusChannel, ChannelBackoff, SerialChannel, TcpChannel
+from drivers.cards.osdp.channel import BusChannel, SerialChannel, TcpChannel
 from drivers.cards.osdp.config import OsdpDriverConfig
 from drivers.cards.osdp.messages import (
     CommandOutcome,
@@ -47,6 +47,7 @@ from drivers.cards.osdp.translate import (
     led_command,
     output_command,
 )
+from gateway.backoff import Backoff
 from gateway.driver import Driver, DriverContext
 from gateway.model import Command, Event
 
@@ -68,7 +69,7 @@ class _BadArgs(ValueError):
 
 
 def make_channel(cfg: OsdpDriverConfig) -> BusChannel:
-    backoff = ChannelBackoff(0.5, cfg.reconnect_max_s)
+    backoff = Backoff(0.5, cfg.reconnect_max_s)
     if cfg.serial is not None:
         return SerialChannel(cfg.serial.port, cfg.serial.baud, backoff)
     assert cfg.tcp is not None

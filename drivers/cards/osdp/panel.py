@@ -45,7 +45,7 @@ from typing import Any
 import osdp_sys
 
 from drivers.cards.osdp import liblog
-from drivers.cards.osdp.channel import BusChannel, ChannelBackoff
+from drivers.cards.osdp.channel import BusChannel
 from drivers.cards.osdp.commands import CommandQueues, Job
 from drivers.cards.osdp.messages import (
     CommandOutcome,
@@ -56,6 +56,7 @@ from drivers.cards.osdp.messages import (
     PdSpec,
     PdState,
 )
+from gateway.backoff import Backoff
 
 __all__ = ["Panel", "PanelError"]
 
@@ -72,7 +73,7 @@ class PanelError(Exception):
 @dataclass(slots=True)
 class _Pd:
     spec: PdSpec
-    backoff: ChannelBackoff
+    backoff: Backoff
     online: bool | None = None  # what we reported (None: nothing yet)
     sc: bool = False
     default_key: bool = False
@@ -106,7 +107,7 @@ class Panel:
             raise PanelError("a bus needs at least one reader")
         self.channel, self.name, self._sink = channel, name, sink
         self.wait_s, self.startup_grace_s, self.silence_s = wait_s, startup_grace_s, silence_s
-        self._pds = [_Pd(s, ChannelBackoff(reprobe_min_s, reprobe_max_s)) for s in pds]
+        self._pds = [_Pd(s, Backoff(reprobe_min_s, reprobe_max_s)) for s in pds]
         self._inbox: deque[Job] = deque()
         self._commands = CommandQueues(len(pds), name)
         self._wake_r, self._wake_w = os.pipe()
