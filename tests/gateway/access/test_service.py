@@ -427,4 +427,4 @@ async def test_supervision_through_the_service(rig: Rig) -> None:
     await rig.take(rig.commands, 2)
     evs = await rig.take(rig.events, 2)
     assert [e.type for e in evs] == ["access.granted", "access.tailgate"]
-    assert evs[1].data == {"door": "gate1", "passages": 2, "grants": 1}
+    assert evs[1].data == {"door": "gate1", "passages": 2, "grants": 1, "unauthorised": 1}
