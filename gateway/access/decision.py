@@ -138,10 +138,17 @@ class Decider:
             self._may_pass[key] = allowed
         return allowed
 
-    def decide(self, read: CardRead) -> Decision:
-        card_hash = self._index.hash_of(read.cls, read.value)
+    def decide(
+        self, read: CardRead, found: tuple[str, Credential | None] | None = None
+    ) -> Decision:
+        """``found``: the value's hash and credential, when the caller already
+        looked them up (the HMAC is the costliest step of a decision)."""
+        if found is None:
+            card_hash = self._index.hash_of(read.cls, read.value)
+            cred = self._index.by_hash(card_hash)
+        else:
+            card_hash, cred = found
         masked = mask_read(read.cls, read.value)
-        cred = self._index.by_hash(card_hash)
         if cred is None:
             return Decision(False, Reason.UNKNOWN, None, card_hash, masked)
         reason, alarm = self._refusal(cred, read)

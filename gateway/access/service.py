@@ -282,9 +282,9 @@ class AccessService:
         if cred is not None:  # what to put back should the batch not be stored
             undo.presence.setdefault(cred.id, self.presence.entry(cred.id))
             undo.uses.setdefault(cred.id, cred.uses_left)
-        masked = mask_read(item.cls, item.value)
         if item.controller is None:
-            return decider.decide(item.read)
+            return decider.decide(item.read, (card_hash, cred))
+        masked = mask_read(item.cls, item.value)
         granted = item.controller.get("granted") is True
         area = None
         if granted and cred is not None:
