@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.clock import Clock
 from gateway.demo.access_seed import DemoHolder
 from gateway.demo.access_traffic import AccessFieldError, Direction, Trip
+from gateway.demo.broker import stop_process
 
 if TYPE_CHECKING:
     import aiomqtt
@@ -356,13 +357,7 @@ async def _socat_pair(socat: str, workdir: Path) -> AsyncIterator[tuple[str, str
             log.warning("socat made no pty pair; the demo readers use TCP instead")
         yield (str(cp), str(pd)) if ok else None
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
 
 
 def _pty_links(workdir: Path) -> tuple[Path, Path]:

@@ -9,7 +9,7 @@ import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-__all__ = ["BrokerMissing", "private_mosquitto"]
+__all__ = ["BrokerMissing", "private_mosquitto", "stop_process"]
 
 
 class BrokerMissing(RuntimeError):
@@ -61,10 +61,16 @@ async def private_mosquitto(workdir: Path) -> AsyncIterator[int]:
         await _wait_listening(port, proc, within=10)
         yield port
     finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await stop_process(proc)
+
+
+async def stop_process(proc: asyncio.subprocess.Process, grace_s: float = 5.0) -> None:
+    """Terminate a helper process of the demo (a broker, socat); kill it after ``grace_s``."""
+    if proc.returncode is not None:
+        return
+    proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace_s)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
