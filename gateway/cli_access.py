@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from gateway.cli_users import CliRefused, os_user
+from gateway.cli_site import CliRefused, os_user, run_on_site
 from gateway.clock import SystemClock
 from gateway.i18n import t
 
@@ -73,40 +73,24 @@ def _run(site: Path, work: Callable[[Desk], Awaitable[None]]) -> None:
     from gateway.access.cards import CardHasher, load_access_key
     from gateway.access.credentials import CredentialStore
     from gateway.api.audit import AuditLog
-    from gateway.config.loader import load_site
-    from gateway.config.problems import ConfigError, format_problems
-    from gateway.storage.eventstore import EventStore, EventStoreError
 
-    try:
-        loaded = load_site(site)
-    except ConfigError as e:
-        typer.echo(t("accessapi.cli.error.site", "en"), err=True)
-        typer.echo(format_problems(e.problems, site.parent), err=True)
-        raise typer.Exit(1) from None
-    cfg = loaded.config
-    locale = cfg.site.locale
-
-    async def main() -> None:
-        loaded.data_dir.mkdir(parents=True, exist_ok=True)
-        clock = SystemClock()
+    async def on_site(loaded: LoadedSite, store: EventStore, clock: SystemClock) -> None:
+        locale = loaded.config.site.locale
         try:
             hasher = CardHasher(load_access_key(loaded.data_dir))
         except ValueError as e:  # an unreadable or short key file
             raise CliRefused(t("accessapi.cli.error.key", locale, reason=e)) from e
-        async with EventStore(loaded.resolve_url(cfg.storage.event_store.url)) as store:
-            creds = CredentialStore(store, hasher, clock)
-            await creds.load()
-            desk = Desk(loaded, store, creds, AuditLog(store, clock), clock, locale, os_user())
-            await work(desk)
+        creds = CredentialStore(store, hasher, clock)
+        await creds.load()
+        await work(Desk(loaded, store, creds, AuditLog(store, clock), clock, locale, os_user()))
 
-    try:
-        asyncio.run(main())
-    except CliRefused as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(1) from None
-    except EventStoreError as e:
-        typer.echo(t("accessapi.cli.error.store", locale, reason=e), err=True)
-        raise typer.Exit(1) from None
+    run_on_site(
+        site,
+        on_site,
+        site_error="accessapi.cli.error.site",
+        store_error="accessapi.cli.error.store",
+        refused_exit=1,
+    )
 
 
 @access_app.command("import")

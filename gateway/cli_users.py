@@ -13,9 +13,7 @@ already, an unknown role or user, a short password, the last admin).
 
 from __future__ import annotations
 
-import asyncio
 import getpass
-import os
 import secrets
 import sys
 from collections.abc import Awaitable, Callable
@@ -26,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gateway.api.roles import ROLES
+from gateway.cli_site import CliRefused, os_user, run_on_site
 from gateway.clock import SystemClock
 from gateway.i18n import t
 
@@ -35,6 +34,7 @@ if TYPE_CHECKING:  # imported where used: `gateway check` should not pay for SQL
     from gateway.api.auth.tokens import TokenInfo, TokenStore
     from gateway.api.auth.users import User, UserStore
     from gateway.config.loader import LoadedSite
+    from gateway.storage.eventstore import EventStore
 
 __all__ = ["CliRefused", "token_app", "user_app"]
 
@@ -52,21 +52,6 @@ Generate = Annotated[
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _GENERATED_BYTES = 12  # 16 URL-safe characters
-
-
-class CliRefused(Exception):
-    """A refusal the user can fix; printed as is, exit code ``code``."""
-
-    def __init__(self, message: str, code: int = 2) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no login name in the environment or passwd
-        return f"uid{os.getuid()}"
 
 
 @dataclass
@@ -105,43 +90,22 @@ def _run(site: Path, work: Callable[[Admin], Awaitable[None]]) -> None:
     from gateway.api.auth.sessions import SessionStore
     from gateway.api.auth.tokens import TokenStore
     from gateway.api.auth.users import UserStore
-    from gateway.config.loader import load_site
-    from gateway.config.problems import ConfigError, format_problems
-    from gateway.storage.eventstore import EventStore, EventStoreError
 
-    try:
-        loaded = load_site(site)
-    except ConfigError as e:
-        typer.echo(t("users.error.site", "en"), err=True)
-        typer.echo(format_problems(e.problems, site.parent), err=True)
-        raise typer.Exit(1) from None
-    cfg = loaded.config
-    locale = cfg.site.locale
+    async def on_site(loaded: LoadedSite, store: EventStore, clock: SystemClock) -> None:
+        cfg = loaded.config
+        users = UserStore(store, clock)
+        admin = Admin(
+            loaded,
+            users,
+            TokenStore(store, clock),
+            SessionStore(store, clock, users, cfg.api),
+            AuditLog(store, clock),
+            cfg.site.locale,
+            os_user(),
+        )
+        await work(admin)
 
-    async def main() -> None:
-        loaded.data_dir.mkdir(parents=True, exist_ok=True)
-        clock = SystemClock()
-        async with EventStore(loaded.resolve_url(cfg.storage.event_store.url)) as store:
-            users = UserStore(store, clock)
-            admin = Admin(
-                loaded,
-                users,
-                TokenStore(store, clock),
-                SessionStore(store, clock, users, cfg.api),
-                AuditLog(store, clock),
-                locale,
-                os_user(),
-            )
-            await work(admin)
-
-    try:
-        asyncio.run(main())
-    except CliRefused as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(e.code) from None
-    except EventStoreError as e:
-        typer.echo(t("users.error.store", locale, reason=e), err=True)
-        raise typer.Exit(1) from None
+    run_on_site(site, on_site, site_error="users.error.site", store_error="users.error.store")
 
 
 def _check_role(role: str, locale: str) -> None:

@@ -23,7 +23,7 @@ from gateway.api.audit import AuditLog, AuditRecord
 from gateway.api.auth.tokens import TokenStore
 from gateway.api.auth.users import User, UserStore
 from gateway.cli import app
-from gateway.cli_users import os_user
+from gateway.cli_site import os_user
 from gateway.clock import SystemClock
 from gateway.i18n import t
 from gateway.storage.eventstore import EventStore
