@@ -10,6 +10,7 @@ panel's live passages without a reload. No CSP refusals, no script errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -19,28 +20,21 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.e2e.browser import BROWSER_MARKS, chromium
 from tests.fixtures.api import ApiHarness, api_gateway, site_document
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "access-page-e2e"
 ZH: dict[str, str] = json.loads(
     (REPO / "gateway" / "i18n" / "accessapi.zh-CN.json").read_text(encoding="utf-8")
 )
 
-try:
-    from playwright.async_api import Browser, ConsoleMessage, async_playwright, expect
-except ImportError:  # pragma: no cover - the skip below says why
-    PLAYWRIGHT = False
-else:
-    PLAYWRIGHT = True
+with contextlib.suppress(ImportError):  # BROWSER_MARKS skip these tests without it
+    from playwright.async_api import Browser, ConsoleMessage, expect
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-    pytest.mark.skipif(not PLAYWRIGHT, reason="playwright (python) is not installed"),
+    *BROWSER_MARKS,
     pytest.mark.asyncio(loop_scope="module"),
 ]
 
@@ -69,8 +63,6 @@ def access_overrides(tmp: Path) -> dict[str, Any]:
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ApiHarness]:
     tmp = tmp_path_factory.mktemp("access-page")
     async with api_gateway(tmp, **access_overrides(tmp)) as h:
-        # Gateway._api_context() passes it (tests/gateway/api/test_access_api.py checks that).
-        h.ctx.access = h.ctx.access or h.gw.access
         await h.user("guard", "guard", PASSWORD)
         sup = await h.client("supervisor")
         r = await sup.put(
@@ -83,14 +75,8 @@ async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ApiHarn
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as b:
+        yield b
 
 
 async def test_guard_issues_a_pass_and_sees_a_card_read_live(

@@ -19,6 +19,7 @@ Waits on the page are on its state (``expect``), never sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -38,33 +39,25 @@ from gateway.api.auth.passwords import Passwords
 from gateway.config.loader import load_site
 from gateway.registry import load_registry
 from gateway.runtime import Gateway
+from tests.e2e.browser import BROWSER_MARKS, chromium
 from tests.fixtures.api import FAST_HASHER, ONCALL, QUIET_NOTIFY
 
-CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]
 I18N = REPO / "gateway" / "i18n"
 
-try:
+with contextlib.suppress(ImportError):  # BROWSER_MARKS skip these tests without it
     from playwright.async_api import (
         Browser,
         BrowserContext,
         ConsoleMessage,
         Page,
         WebSocketRoute,
-        async_playwright,
         expect,
     )
-except ImportError:  # pragma: no cover - the skip below says why
-    PLAYWRIGHT = False
-else:
-    PLAYWRIGHT = True
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt install chromium)"
-    ),
-    pytest.mark.skipif(not PLAYWRIGHT, reason="playwright (python) is not installed"),
+    *BROWSER_MARKS,
     pytest.mark.asyncio(loop_scope="module"),
 ]
 
@@ -154,14 +147,8 @@ async def site(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Site]:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as b:
+        yield b
 
 
 async def open_page(

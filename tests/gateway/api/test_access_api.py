@@ -66,17 +66,12 @@ def access_site(tmp: Any) -> dict[str, Any]:
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ApiHarness]:
     tmp = tmp_path_factory.mktemp("access")
     async with api_gateway(tmp, **access_site(tmp)) as h:
-        assert h.gw.access is not None
-        WIRED.append(h.ctx.access is h.gw.access)
-        h.ctx.access = h.gw.access  # what Gateway._api_context() passes (see the test below)
         yield h
 
 
-WIRED: list[bool] = []
-
-
 async def test_the_runtime_gives_the_api_the_access_service(api: ApiHarness) -> None:
-    assert WIRED == [True], "Gateway._api_context() must pass access=self.access"
+    assert api.gw.access is not None
+    assert api.ctx.access is api.gw.access, "Gateway._api_context() must pass access=self.access"
 
 
 def creds(api: ApiHarness) -> CredentialStore:
